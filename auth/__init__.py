@@ -1,0 +1,1 @@
+"""Password hashing, tokens, roles and ownership rules. No web framework imports."""

@@ -1,0 +1,28 @@
+"""Who may do what: roles and ownership, in one place for REST and Socket.IO alike."""
+
+from __future__ import annotations
+
+from store.models import Market, Order, Role, User
+
+
+def is_super_admin(user: User) -> bool:
+    return user.role is Role.SUPER_ADMIN
+
+
+def may_create_market(user: User) -> bool:
+    return user.role in (Role.MARKET_ADMIN, Role.SUPER_ADMIN)
+
+
+def manages_market(user: User, market: Market) -> bool:
+    """The market's owner or a super_admin: may edit it, its products, its orders, its statistics."""
+    return is_super_admin(user) or market.owner_id == user.id
+
+
+def may_see_order(user: User, order: Order, market: Market | None) -> bool:
+    if is_super_admin(user) or order.customer_id == user.id:
+        return True
+    return market is not None and market.owner_id == user.id
+
+
+def may_watch_dashboard(user: User, market: Market) -> bool:
+    return manages_market(user, market) and user.role in (Role.MARKET_ADMIN, Role.SUPER_ADMIN)

@@ -1,0 +1,1 @@
+"""Transport adapters: REST route handlers and Socket.IO namespaces."""

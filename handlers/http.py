@@ -1,0 +1,184 @@
+"""REST plumbing shared by every handlers module: routes that describe themselves for OpenAPI,
+body and query parsing through pydantic, JSON replies, and the signed-in user."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from handlers.keys import accounts_key
+from hub.errors import BadRequest, Unauthorized, ValidationFailed
+from store.models import User
+
+API_PREFIX = "/api/v1"
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What OpenAPI needs to know of one route; built from the models that validate it."""
+
+    method: str
+    path: str
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    auth: bool = True
+    errors: tuple[int, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ApiRoutes:
+    """A RouteTableDef for one handlers module that also records each route's Operation.
+
+    The decorator parses the body and query with the declared models and passes them to the
+    handler as `body=` and `query=`, so the models in the spec are the models that validate.
+    """
+
+    def __init__(self, tag: str, prefix: str = API_PREFIX) -> None:
+        self.tag = tag
+        self.prefix = prefix
+        self.table = web.RouteTableDef()
+        self.operations: list[Operation] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: Any = None,
+        status: int = 200,
+        auth: bool = True,
+        errors: Sequence[int] = (),
+        headers: dict[str, str] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        full_path = self.prefix + path
+
+        def register(handler: Handler) -> Handler:
+            async def endpoint(request: web.Request) -> web.StreamResponse:
+                kwargs: dict[str, Any] = {}
+                if body is not None:
+                    kwargs["body"] = await read_body(request, body)
+                if query is not None:
+                    kwargs["query"] = read_query(request, query)
+                return await handler(request, **kwargs)
+
+            endpoint.__name__ = handler.__name__
+            endpoint.__doc__ = handler.__doc__
+            self.table.route(method, full_path)(endpoint)
+            self.operations.append(
+                Operation(
+                    method=method.lower(),
+                    path=full_path,
+                    summary=summary,
+                    tag=self.tag,
+                    body=body,
+                    query=query,
+                    response=response,
+                    status=status,
+                    auth=auth,
+                    errors=tuple(errors),
+                    headers=headers or {},
+                )
+            )
+            return handler
+
+        return register
+
+
+def validation_details(error: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(item["loc"]), "msg": item["msg"].removeprefix("Value error, "), "type": item["type"]}
+        for item in error.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    raw = await request.read()
+    try:
+        data = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        raise BadRequest("Request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("Request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(details=validation_details(exc)) from None
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    params: dict[str, str | list[str]] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        params[key] = values[0] if len(values) == 1 else values
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise ValidationFailed(details=validation_details(exc)) from None
+
+
+def _dump(data: Any) -> bytes:
+    if isinstance(data, BaseModel):
+        return orjson.dumps(data.model_dump(mode="json"))
+    if isinstance(data, list) and data and isinstance(data[0], BaseModel):
+        return orjson.dumps([item.model_dump(mode="json") for item in data])
+    return orjson.dumps(data, default=_fallback)
+
+
+def _fallback(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=_dump(data), status=status, headers=headers, content_type="application/json")
+
+
+def list_response(items: Sequence[BaseModel], total: int) -> web.Response:
+    return json_response(list(items), headers={"X-Total-Count": str(total)})
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def current_user(request: web.Request) -> User:
+    """The signed-in user, cached on the request; 401 otherwise."""
+    cached = request.get("user")
+    if isinstance(cached, User):
+        return cached
+    user = await request.app[accounts_key].authenticate(bearer_token(request))
+    request["user"] = user
+    return user
+
+
+async def optional_user(request: web.Request) -> User | None:
+    if bearer_token(request) is None:
+        return None
+    try:
+        return await current_user(request)
+    except Unauthorized:
+        return None
+
+
+def list_of(model: type[BaseModel]) -> Any:
+    """A response annotation for OpenAPI: a JSON array of `model`."""
+    return TypeAdapter(list[model])  # type: ignore[valid-type]

@@ -1,0 +1,42 @@
+"""REST: /users."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from handlers.http import ApiRoutes, current_user, json_response
+from handlers.keys import accounts_key
+from hub.schemas.users import LoginReply, UserLogin, UserRegister, UserUpdate
+from store.models import User
+
+routes = ApiRoutes("users")
+
+
+@routes.route("POST", "/users/register", summary="Register", body=UserRegister, response=User, status=201,
+              auth=False, errors=(403, 409, 422))  # fmt: skip
+async def register(request: web.Request, body: UserRegister) -> web.Response:
+    user = await request.app[accounts_key].register(body)
+    return json_response(user, status=201)
+
+
+@routes.route("POST", "/users/login", summary="Sign in", body=UserLogin, response=LoginReply, auth=False,
+              errors=(401, 422))  # fmt: skip
+async def login(request: web.Request, body: UserLogin) -> web.Response:
+    return json_response(await request.app[accounts_key].login(body))
+
+
+@routes.route("GET", "/users/me", summary="The signed-in user", response=User)
+async def me(request: web.Request) -> web.Response:
+    return json_response(await current_user(request))
+
+
+async def _update_me(request: web.Request, body: UserUpdate) -> web.Response:
+    user = await current_user(request)
+    return json_response(await request.app[accounts_key].update_profile(user, body))
+
+
+routes.route("PATCH", "/users/me", summary="Update my profile", body=UserUpdate, response=User, errors=(422,))(
+    _update_me
+)
+routes.route("PUT", "/users/me", summary="Update my profile (same as PATCH)", body=UserUpdate, response=User,
+             errors=(422,))(_update_me)  # fmt: skip

@@ -1,0 +1,1 @@
+"""Market Hub: the realtime backend of a food-market platform."""

@@ -1,0 +1,82 @@
+"""Accounts: registration, sign-in, the token → user step, profiles, admin creation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from auth.passwords import DUMMY_HASH, hash_password, needs_rehash, password_problem, verify_password
+from auth.tokens import InvalidToken, TokenIssuer
+from hub.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
+from hub.schemas.users import LoginReply, UserLogin, UserRegister, UserUpdate
+from store.models import Role, User
+from store.users import EmailTaken, Users
+
+
+class Accounts:
+    def __init__(self, users: Users, tokens: TokenIssuer) -> None:
+        self.users = users
+        self.tokens = tokens
+
+    async def register(self, body: UserRegister) -> User:
+        if body.role == Role.SUPER_ADMIN.value:
+            raise Forbidden("super_admin accounts are created by an operator")
+        password_hash = await asyncio.to_thread(hash_password, body.password)
+        profile = body.model_dump(include={"locale", "phone", "address"})
+        try:
+            record = await self.users.insert(
+                email=body.email, name=body.name, password_hash=password_hash, role=Role(body.role), **profile
+            )
+        except EmailTaken:
+            raise Conflict("This email is already registered", code="EMAIL_TAKEN") from None
+        return record.public()
+
+    async def login(self, body: UserLogin) -> LoginReply:
+        record = await self.users.by_email(body.email)
+        stored_hash = record.password_hash if record else DUMMY_HASH
+        valid = await asyncio.to_thread(verify_password, body.password, stored_hash)
+        if record is None or not valid or not record.is_active:
+            raise Unauthorized("Wrong email or password")
+        if needs_rehash(record.password_hash):
+            await self.users.update(record.id, {"password_hash": await asyncio.to_thread(hash_password, body.password)})
+        token = self.tokens.issue(record.id, record.role.value)
+        return LoginReply(
+            access_token=token, expires_in=int(self.tokens.lifetime.total_seconds()), user=record.public()
+        )
+
+    async def authenticate(self, token: str | None) -> User:
+        """The active user a token names; anything else is 401, whatever the transport."""
+        if not token:
+            raise Unauthorized("Missing bearer token")
+        try:
+            claims = self.tokens.verify(token)
+        except InvalidToken:
+            raise Unauthorized("Invalid or expired token") from None
+        record = await self.users.get(claims.user_id)
+        if record is None or not record.is_active:
+            raise Unauthorized("Invalid or expired token")
+        return record.public()
+
+    async def update_profile(self, user: User, body: UserUpdate) -> User:
+        changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+        if not changes:
+            return user
+        record = await self.users.update(user.id, changes)
+        if record is None:
+            raise Unauthorized("Invalid or expired token")
+        return record.public()
+
+    async def create_admin(self, email: str, password: str, name: str = "Administrator") -> tuple[User, bool]:
+        """Create a super_admin, or promote (and re-password) an existing account. True when created."""
+        problem = password_problem(password)
+        if problem:
+            raise ValidationFailed(f"password {problem}")
+        password_hash = await asyncio.to_thread(hash_password, password)
+        existing = await self.users.by_email(email)
+        if existing is not None:
+            changes = {"role": Role.SUPER_ADMIN.value, "password_hash": password_hash, "is_active": True}
+            record = await self.users.update(existing.id, changes)
+            assert record is not None
+            return record.public(), False
+        record = await self.users.insert(email=email, name=name, password_hash=password_hash, role=Role.SUPER_ADMIN)
+        return record.public(), True

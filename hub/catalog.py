@@ -1,0 +1,122 @@
+"""Markets and products: who may change what, and the rules that shape the documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auth.policy import is_super_admin, manages_market, may_create_market
+from hub.errors import Conflict, Forbidden, NotFound
+from hub.schemas.catalog import MarketCreate, MarketQuery, MarketUpdate, ProductCreate, ProductQuery, ProductUpdate
+from store.markets import MarketExists, Markets
+from store.models import Market, Product, User
+from store.products import Products
+
+
+class Catalog:
+    def __init__(self, markets: Markets, products: Products) -> None:
+        self.markets = markets
+        self.products = products
+
+    # Markets
+
+    async def market(self, market_id: str, *, viewer: User | None = None) -> Market:
+        """An active market, or one the viewer manages; anything else is not found."""
+        market = await self.markets.get(market_id)
+        if market is None or not (market.is_active or (viewer is not None and manages_market(viewer, market))):
+            raise NotFound("Market not found")
+        return market
+
+    async def list_markets(self, query: MarketQuery) -> tuple[list[Market], int]:
+        return await self.markets.search(verified=query.verified, text=query.search, skip=query.skip, limit=query.limit)
+
+    async def create_market(self, user: User, body: MarketCreate) -> Market:
+        if not may_create_market(user):
+            raise Forbidden("Only market admins can create markets")
+        if body.owner_id is not None and not is_super_admin(user):
+            raise Forbidden("Only a super_admin may choose the owner")
+        owner_id = body.owner_id.lower() if body.owner_id else user.id
+        fields = body.model_dump(exclude={"owner_id"}, mode="json")
+        fields = {key: value for key, value in fields.items() if value is not None}
+        fields.setdefault("description", "")
+        try:
+            return await self.markets.insert(owner_id, fields)
+        except MarketExists:
+            raise Conflict("This owner already has a market", code="MARKET_EXISTS") from None
+
+    async def managed_market(self, user: User, market_id: str) -> Market:
+        """A market the user manages: 404 when it does not exist, 403 when it is someone else's."""
+        market = await self.markets.get(market_id)
+        if market is None:
+            raise NotFound("Market not found")
+        if not manages_market(user, market):
+            raise Forbidden("You do not manage this market")
+        return market
+
+    async def update_market(self, user: User, market_id: str, body: MarketUpdate) -> Market:
+        market = await self.managed_market(user, market_id)
+        changes = body.model_dump(exclude_unset=True, mode="json")
+        if not changes:
+            return market
+        updated = await self.markets.update(market.id, changes)
+        if updated is None:
+            raise NotFound("Market not found")
+        return updated
+
+    async def verify_market(self, user: User, market_id: str) -> Market:
+        if not is_super_admin(user):
+            raise Forbidden("Only a super_admin verifies markets")
+        updated = await self.markets.update(market_id, {"verified": True})
+        if updated is None:
+            raise NotFound("Market not found")
+        return updated
+
+    async def delete_market(self, user: User, market_id: str) -> None:
+        market = await self.managed_market(user, market_id)
+        await self.markets.update(market.id, {"is_active": False})
+
+    # Products
+
+    async def product(self, product_id: str) -> Product:
+        product = await self.products.get(product_id)
+        if product is None:
+            raise NotFound("Product not found")
+        return product
+
+    async def list_products(self, query: ProductQuery) -> tuple[list[Product], int]:
+        return await self.products.search(
+            market_id=query.market_id,
+            text=query.search,
+            category=query.category,
+            in_stock=query.in_stock,
+            skip=query.skip,
+            limit=query.limit,
+        )
+
+    async def create_product(self, user: User, body: ProductCreate) -> Product:
+        market = await self.managed_market(user, body.market_id)
+        if not market.is_active:
+            raise NotFound("Market not found")
+        fields: dict[str, Any] = body.model_dump(exclude={"market_id"})
+        fields["description"] = fields["description"] or ""
+        return await self.products.insert(market.id, market.currency, fields)
+
+    async def _managed_product(self, user: User, product_id: str) -> Product:
+        product = await self.product(product_id)
+        await self.managed_market(user, product.market_id)
+        return product
+
+    async def update_product(self, user: User, product_id: str, body: ProductUpdate) -> Product:
+        product = await self._managed_product(user, product_id)
+        changes = body.model_dump(exclude_unset=True)
+        if "description" in changes and changes["description"] is None:
+            changes["description"] = ""
+        if not changes:
+            return product
+        updated = await self.products.update(product.id, changes)
+        if updated is None:
+            raise NotFound("Product not found")
+        return updated
+
+    async def delete_product(self, user: User, product_id: str) -> None:
+        product = await self._managed_product(user, product_id)
+        await self.products.delete(product.id)

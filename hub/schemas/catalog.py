@@ -1,0 +1,85 @@
+"""Markets and products: bodies and queries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import EmailStr, Field, StringConstraints, field_validator
+
+from hub.schemas.common import Input, LongText, ObjectIdStr, Page, SearchText, ShortText
+from hub.schemas.users import Address, Phone
+from store.models import Coordinates, DeliveryOption, PaymentMethod
+
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
+BusinessHours = Annotated[dict[str, Annotated[str, StringConstraints(max_length=50)]], Field(max_length=14)]
+
+
+def _distinct(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("values must be distinct")
+    return values
+
+
+class MarketFields(Input):
+    description: LongText | None = None
+    contact_phone: Phone | None = None
+    coordinates: Coordinates | None = None
+    business_hours: BusinessHours | None = None
+
+
+class MarketCreate(MarketFields):
+    name: ShortText
+    contact_email: EmailStr
+    address: Address
+    delivery_options: list[DeliveryOption] = Field(default=["pickup"], min_length=1, max_length=2)
+    payment_methods: list[PaymentMethod] = Field(default=["cash", "card"], min_length=1, max_length=2)
+    currency: Currency = "UAH"
+    owner_id: ObjectIdStr | None = None
+
+    _distinct_options = field_validator("delivery_options", "payment_methods")(_distinct)
+
+
+class MarketUpdate(MarketFields):
+    name: ShortText | None = None
+    contact_email: EmailStr | None = None
+    address: Address | None = None
+    delivery_options: list[DeliveryOption] | None = Field(default=None, min_length=1, max_length=2)
+    payment_methods: list[PaymentMethod] | None = Field(default=None, min_length=1, max_length=2)
+    currency: Currency | None = None
+
+    _distinct_options = field_validator("delivery_options", "payment_methods")(_distinct)
+
+
+class MarketQuery(Page):
+    verified: bool | None = None
+    search: SearchText | None = None
+
+
+class ProductCreate(Input):
+    market_id: ObjectIdStr
+    name: ShortText
+    description: LongText | None = None
+    category: Category | None = None
+    price_cents: int = Field(gt=0, le=10**10)
+    unit: Unit = "piece"
+    stock: int = Field(ge=0, le=10**9)
+    is_available: bool = True
+
+
+class ProductUpdate(Input):
+    name: ShortText | None = None
+    description: LongText | None = None
+    category: Category | None = None
+    price_cents: int | None = Field(default=None, gt=0, le=10**10)
+    unit: Unit | None = None
+    stock: int | None = Field(default=None, ge=0, le=10**9)
+    is_available: bool | None = None
+
+
+class ProductQuery(Page):
+    market_id: ObjectIdStr | None = None
+    search: SearchText | None = None
+    category: Category | None = None
+    in_stock: bool | None = None

@@ -1,0 +1,1 @@
+"""Persistence on Motor. Imports neither aiohttp nor socketio."""

@@ -1,0 +1,32 @@
+"""The one module that owns the MongoDB client (Motor today, PyMongo's async client later)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, ServerSelectionTimeoutError
+
+# Errors that mean "the database did not answer", as opposed to a bad request.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (ConnectionFailure, ExecutionTimeout, ServerSelectionTimeoutError)
+
+Database = AsyncIOMotorDatabase[dict[str, Any]]
+
+
+def connect(url: str, *, timeout_seconds: float) -> AsyncIOMotorClient[dict[str, Any]]:
+    """A client whose operations give up within `timeout_seconds` when the server is gone."""
+    timeout_ms = int(timeout_seconds * 1000)
+    return AsyncIOMotorClient(
+        url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=timeout_ms * 2,
+        timeoutMS=timeout_ms,
+        retryWrites=False,
+        appname="market-hub",
+    )
+
+
+async def ping(db: Database) -> None:
+    await db.command("ping")

@@ -1,0 +1,134 @@
+"""The entities as the system of record holds them, and as the API shows them.
+
+Ids are 24-hex strings here; `store.codec` converts to and from BSON in one place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Locale = Literal["en", "ua"]
+DeliveryOption = Literal["pickup", "delivery"]
+PaymentMethod = Literal["cash", "card"]
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    MARKET_ADMIN = "market_admin"
+    SUPER_ADMIN = "super_admin"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    PREPARING = "preparing"
+    READY = "ready"
+    PICKED_UP = "picked_up"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+class Entity(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(pattern=r"^[0-9a-f]{24}$")
+
+
+class User(Entity):
+    email: str
+    name: str
+    role: Role
+    locale: Locale = "en"
+    phone: str | None = None
+    address: str | None = None
+    preferences: dict[str, Any] = Field(default_factory=dict)
+    is_active: bool = True
+    created_at: datetime
+
+
+class UserRecord(User):
+    """A user with what must never leave the server."""
+
+    password_hash: str
+
+    def public(self) -> User:
+        return User.model_validate(self.model_dump(exclude={"password_hash"}))
+
+
+class Coordinates(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+
+
+class Market(Entity):
+    owner_id: str
+    name: str
+    description: str = ""
+    contact_email: str
+    contact_phone: str | None = None
+    address: str
+    coordinates: Coordinates | None = None
+    business_hours: dict[str, str] = Field(default_factory=dict)
+    delivery_options: list[DeliveryOption]
+    payment_methods: list[PaymentMethod]
+    currency: str = "UAH"
+    is_active: bool = True
+    verified: bool = False
+    rating: float | None = None
+    total_orders: int = 0
+    total_revenue_cents: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class Product(Entity):
+    market_id: str
+    name: str
+    description: str = ""
+    category: str | None = None
+    price_cents: int
+    currency: str
+    unit: str = "piece"
+    stock: int
+    is_available: bool = True
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderItem(BaseModel):
+    product_id: str
+    name: str
+    unit_price_cents: int
+    quantity: int
+    line_total_cents: int
+
+
+class StatusChange(BaseModel):
+    status: OrderStatus
+    at: datetime
+    by: str  # a user id, or "system"
+    reason: str | None = None
+
+
+class Order(Entity):
+    market_id: str
+    customer_id: str
+    items: list[OrderItem]
+    total_cents: int
+    currency: str
+    status: OrderStatus
+    status_history: list[StatusChange]
+    delivery_option: DeliveryOption
+    payment_method: PaymentMethod
+    delivery_address: str | None = None
+    notes: str | None = None
+    version: int
+    created_at: datetime
+    updated_at: datetime

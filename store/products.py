@@ -1,0 +1,110 @@
+"""The products collection; stock is changed only by conditional atomic updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from store.client import Database
+from store.codec import from_document, new_id, now, parse_id
+from store.models import Product
+from store.text import contains_text
+
+
+class Products:
+    def __init__(self, db: Database) -> None:
+        self.collection = db["products"]
+
+    async def create_indexes(self) -> None:
+        await self.collection.create_index([("market_id", 1), ("created_at", -1)], name="market_recent")
+        await self.collection.create_index([("category", 1), ("created_at", -1)], name="category_recent")
+
+    async def insert(self, market_id: str, currency: str, fields: dict[str, Any]) -> Product:
+        stamp = now()
+        document = {
+            "_id": new_id(),
+            **fields,
+            "market_id": market_id,
+            "currency": currency,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        await self.collection.insert_one(document)
+        return from_document(Product, document)
+
+    async def get(self, product_id: str) -> Product | None:
+        oid = parse_id(product_id)
+        if oid is None:
+            return None
+        document = await self.collection.find_one({"_id": oid, "deleted": {"$ne": True}})
+        return from_document(Product, document) if document else None
+
+    async def get_many(self, product_ids: list[str]) -> dict[str, Product]:
+        oids = [oid for oid in map(parse_id, product_ids) if oid is not None]
+        cursor = self.collection.find({"_id": {"$in": oids}, "deleted": {"$ne": True}})
+        return {str(document["_id"]): from_document(Product, document) async for document in cursor}
+
+    async def update(self, product_id: str, changes: dict[str, Any]) -> Product | None:
+        oid = parse_id(product_id)
+        if oid is None:
+            return None
+        document = await self.collection.find_one_and_update(
+            {"_id": oid, "deleted": {"$ne": True}},
+            {"$set": changes, "$currentDate": {"updated_at": True}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return from_document(Product, document) if document else None
+
+    async def delete(self, product_id: str) -> bool:
+        """Soft delete: orders keep pointing at the product, and its stock can still come back."""
+        oid = parse_id(product_id)
+        if oid is None:
+            return False
+        result = await self.collection.update_one(
+            {"_id": oid, "deleted": {"$ne": True}},
+            {"$set": {"deleted": True, "is_available": False}, "$currentDate": {"updated_at": True}},
+        )
+        return result.modified_count == 1
+
+    async def take_stock(self, product_id: str, quantity: int) -> bool:
+        """Take `quantity` if at least that much is there; atomic on one document."""
+        result = await self.collection.update_one(
+            {"_id": product_id, "stock": {"$gte": quantity}},
+            {"$inc": {"stock": -quantity}, "$currentDate": {"updated_at": True}},
+        )
+        return result.modified_count == 1
+
+    async def return_stock(self, product_id: str, quantity: int) -> None:
+        await self.collection.update_one(
+            {"_id": product_id}, {"$inc": {"stock": quantity}, "$currentDate": {"updated_at": True}}
+        )
+
+    async def search(
+        self,
+        *,
+        market_id: str | None,
+        text: str | None,
+        category: str | None,
+        in_stock: bool | None,
+        skip: int,
+        limit: int,
+    ) -> tuple[list[Product], int]:
+        query: dict[str, Any] = {"deleted": {"$ne": True}}
+        if market_id is not None:
+            oid = parse_id(market_id)
+            if oid is None:
+                return [], 0
+            query["market_id"] = oid
+        if category:
+            query["category"] = category
+        if in_stock is True:
+            query["stock"] = {"$gt": 0}
+            query["is_available"] = True
+        elif in_stock is False:
+            query["$or"] = [{"stock": {"$lte": 0}}, {"is_available": False}]
+        if text:
+            query.update(contains_text(("name", "description"), text))
+        total = await self.collection.count_documents(query)
+        cursor = self.collection.find(query).sort([("created_at", -1), ("_id", -1)]).skip(skip).limit(limit)
+        return [from_document(Product, document) async for document in cursor], total

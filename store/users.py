@@ -1,0 +1,67 @@
+"""The users collection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from store.client import Database
+from store.codec import from_document, new_id, now, parse_id
+from store.models import Role, UserRecord
+
+
+class EmailTaken(Exception):
+    pass
+
+
+def email_key(email: str) -> str:
+    """The form that makes emails unique regardless of letter case."""
+    return email.strip().casefold()
+
+
+class Users:
+    def __init__(self, db: Database) -> None:
+        self.collection = db["users"]
+
+    async def create_indexes(self) -> None:
+        await self.collection.create_index("email_key", unique=True, name="email_key_unique")
+
+    async def insert(self, *, email: str, name: str, password_hash: str, role: Role, **profile: Any) -> UserRecord:
+        document = {
+            "_id": new_id(),
+            "email": email.strip(),
+            "email_key": email_key(email),
+            "name": name,
+            "password_hash": password_hash,
+            "role": role.value,
+            "is_active": True,
+            "created_at": now(),
+            **profile,
+        }
+        try:
+            await self.collection.insert_one(document)
+        except DuplicateKeyError:
+            raise EmailTaken(email) from None
+        return from_document(UserRecord, document)
+
+    async def get(self, user_id: str) -> UserRecord | None:
+        oid = parse_id(user_id)
+        if oid is None:
+            return None
+        document = await self.collection.find_one({"_id": oid})
+        return from_document(UserRecord, document) if document else None
+
+    async def by_email(self, email: str) -> UserRecord | None:
+        document = await self.collection.find_one({"email_key": email_key(email)})
+        return from_document(UserRecord, document) if document else None
+
+    async def update(self, user_id: str, changes: dict[str, Any]) -> UserRecord | None:
+        oid = parse_id(user_id)
+        if oid is None:
+            return None
+        document = await self.collection.find_one_and_update(
+            {"_id": oid}, {"$set": changes}, return_document=ReturnDocument.AFTER
+        )
+        return from_document(UserRecord, document) if document else None
