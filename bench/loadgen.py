@@ -154,7 +154,13 @@ class Recorder:
         default_factory=lambda: defaultdict(lambda: defaultdict(lambda: array("d")))
     )
 
-    def on_event(self, last_seq: dict[str, int], group: int, name: str, payload: Any, t: float) -> None:
+    def on_event(self, client: SioClient, name: str, payload: Any, t: float) -> None:
+        """Record one event received by ``client`` (which keeps its per-stream last seq and holes).
+
+        A seq above last + 1 is a gap (its skipped seqs become holes); a seq below last that fills a
+        hole is a late (out-of-order) delivery and still counts as delivered; anything else already
+        seen is a duplicate and is not counted again.
+        """
         self.received += 1
         self.by_event[name] += 1
         if not isinstance(payload, dict):
@@ -162,23 +168,29 @@ class Recorder:
         stream = payload.get("stream")
         seq = payload.get("seq")
         if isinstance(stream, str) and isinstance(seq, int):
+            last_seq, holes = client.last_seq, client.holes
             last = last_seq.get(stream)
             if last is not None:
-                if seq == last:
-                    self.duplicates += 1
-                    return
-                if seq < last:
+                if seq <= last:
+                    hs = holes.get(stream)
+                    if hs is None or seq not in hs:
+                        self.duplicates += 1
+                        return
+                    hs.discard(seq)
                     self.out_of_order += 1
-                    return
-                if seq > last + 1:
-                    self.gaps += 1
-                    self.missing_in_gaps += seq - last - 1
-            last_seq[stream] = seq
+                else:
+                    if seq > last + 1:
+                        self.gaps += 1
+                        self.missing_in_gaps += seq - last - 1
+                        holes.setdefault(stream, set()).update(range(last + 1, seq))
+                    last_seq[stream] = seq
+            else:
+                last_seq[stream] = seq
         order = payload.get("order")
         if isinstance(order, dict):
             oid = order.get("id")
             if isinstance(oid, str):
-                self.recv_times[group][oid].append(t)
+                self.recv_times[client.group][oid].append(t)
 
 
 class ConnectFailedError(Exception):
@@ -188,7 +200,7 @@ class ConnectFailedError(Exception):
 class SioClient:
     """A single websocket-only Socket.IO v5 client with a minimal parser."""
 
-    __slots__ = ("auth", "group", "last_seq", "ns", "rec", "sid", "task", "url", "ws")
+    __slots__ = ("auth", "group", "holes", "last_seq", "ns", "rec", "sid", "task", "url", "ws")
 
     def __init__(self, spec: ClientSpec, namespace: str, rec: Recorder) -> None:
         base = spec.url.rstrip("/")
@@ -202,6 +214,7 @@ class SioClient:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.sid: str | None = None
         self.last_seq: dict[str, int] = {}
+        self.holes: dict[str, set[int]] = {}
         self.task: asyncio.Task[str] | None = None
 
     def _prefix(self) -> str:
@@ -295,7 +308,7 @@ class SioClient:
                     except (orjson.JSONDecodeError, IndexError, TypeError):
                         rec.parse_errors += 1
                         continue
-                    rec.on_event(self.last_seq, self.group, str(name), payload, t)
+                    rec.on_event(self, str(name), payload, t)
                     if ack is not None:
                         prefix = "" if ns == "/" else f"{ns},"
                         await ws.send_str(f"43{prefix}{ack}[]")
@@ -422,6 +435,7 @@ class ClientGroup:
             "out_of_order": rec.out_of_order,
             "gaps": rec.gaps,
             "missing_in_gaps": rec.missing_in_gaps,
+            "still_missing": sum(len(h) for c in self.clients for h in c.holes.values()),
             "unknown_order_ids": unknown,
             "binary_packets": rec.binary_packets,
             "parse_errors": rec.parse_errors,
@@ -582,7 +596,9 @@ class WorkerPool:
         compress: bool = False,
     ) -> None:
         k = max(1, min(workers, len(specs) or 1))
-        self.parts: list[list[ClientSpec]] = [list(specs[i::k]) for i in range(k)]
+        # contiguous blocks, so that with round-robin specs every worker holds clients of every instance
+        n = len(specs)
+        self.parts: list[list[ClientSpec]] = [list(specs[i * n // k : (i + 1) * n // k]) for i in range(k)]
         # each worker gets its share of the connect concurrency
         per = max(1, connect_concurrency // k)
         self.opts: dict[str, Any] = {
@@ -681,6 +697,7 @@ def merge_results(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "out_of_order",
         "gaps",
         "missing_in_gaps",
+        "still_missing",
         "unknown_order_ids",
         "binary_packets",
         "parse_errors",

@@ -311,6 +311,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "out_of_order": res["out_of_order"],
             "gaps": res["gaps"],
             "missing_in_gaps": res["missing_in_gaps"],
+            "still_missing_after_gaps": res["still_missing"],
             "unknown_order_ids": res["unknown_order_ids"],
             "deliveries_per_s": round(delivered / active, 1),
             "offered_deliveries_per_s": round(expected / max(1e-9, args.duration), 1),
@@ -330,6 +331,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["cpu_load_phase"] = cpu_load
         result["load_phase_wall_s"] = round(load_wall, 2)
         result["system_cpu_busy_pct_of_all_cores"] = round(100.0 * busy[0] / busy[1], 1) if busy[1] else None
+        ours = sum(v["cpu_s"] for v in cpu_load.values())
+        result["foreign_cpu_load_phase"] = {
+            "cpu_s": round(max(0.0, busy[0] - ours), 2),
+            "core_pct": round(100.0 * max(0.0, busy[0] - ours) / load_wall, 1),
+            "note": "CPU used during the load phase by processes this benchmark did not start",
+        }
         result["loadgen"] = {
             "workers": len(pool.pids),
             "cpu_connect_phase": [result["cpu_connect_phase"].get(f"loadgen{i}") for i in range(len(pool.pids))],
@@ -365,7 +372,8 @@ def human_table(r: dict[str, Any]) -> str:
         ),
         (
             f"delivery: {d['delivered']}/{d['expected']} lost={d['lost']} dup={d['duplicates']} gaps={d['gaps']} "
-            f"ooo={d['out_of_order']}  {d['deliveries_per_s']}/s (offered {d['offered_deliveries_per_s']}/s), "
+            f"late(out-of-order)={d['out_of_order']}  {d['deliveries_per_s']}/s "
+            f"(offered {d['offered_deliveries_per_s']}/s), "
             f"drain {d['drain_s']}s"
         ),
         "",
@@ -398,7 +406,7 @@ def human_table(r: dict[str, Any]) -> str:
     lines.append(f"{'runner':<12}{'':>9}{'':>9}{'':>9}{'':>11}{rc.get('cpu_s', '-'):>11}{rc.get('core_pct', '-'):>8}")
     lines.append(
         f"load phase {r['load_phase_wall_s']}s, whole machine busy {r['system_cpu_busy_pct_of_all_cores']}% "
-        f"of {p['cpus']} cores"
+        f"of {p['cpus']} cores; other processes used {r['foreign_cpu_load_phase']['core_pct']}% of a core"
     )
     if r["loadgen_bottleneck"]:
         lines.append(f"WARNING: load generator near a full core: {', '.join(r['loadgen_bottleneck'])}")

@@ -111,6 +111,7 @@ export function createChart(svg, { currency = "UAH" } = {}) {
     const maxRevenue = Math.max(1, ...data.map((d) => d.revenue));
     const slot = iw / data.length;
     const barW = Math.max(2, slot * 0.62);
+    const labelEvery = [1, 2, 3, 4, 6, 12].find((n) => n * slot >= 46) || 12;
 
     const totalOrders = data.reduce((a, d) => a + d.orders, 0);
     const totalRevenue = data.reduce((a, d) => a + d.revenue, 0);
@@ -146,7 +147,7 @@ export function createChart(svg, { currency = "UAH" } = {}) {
       rect.append(s("title", {}, `${hourLabel(new Date(d.start))}: ${t("chart.orders")} ${count(d.orders)}, ${t("chart.revenue")} ${money(d.revenue, currency)}`));
       bars.append(rect);
       pts.push([pad.l + i * slot + slot / 2, pad.t + ih - (d.revenue / maxRevenue) * ih]);
-      if (i % 3 === 0 || i === data.length - 1) {
+      if ((data.length - 1 - i) % labelEvery === 0) { // label the current hour and every Nth before it
         svg.append(s("text", { x: (pad.l + i * slot + slot / 2).toFixed(1), y: height - 8, "text-anchor": "middle", class: "chart-axis" },
           hourLabel(new Date(d.start))));
       }

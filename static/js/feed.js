@@ -22,7 +22,7 @@ export class OrderFeed {
     this.ac = new AbortController();
     this.fillFilter();
     filter.addEventListener("change", () => { this.refresh(); if (onFilter) onFilter(filter.value); }, { signal: this.ac.signal });
-    this.tbody.addEventListener("animationend", (ev) => ev.target.classList.remove("is-new"), { signal: this.ac.signal });
+    this.tbody.addEventListener("animationend", (ev) => ev.target.closest("tr")?.classList.remove("is-new"), { signal: this.ac.signal });
     this.refresh();
   }
 
@@ -59,7 +59,10 @@ export class OrderFeed {
     this.renderRow(row, order);
     this.insertSorted(row, order);
     this.rows.set(order.id, row);
-    if (highlight) row.classList.add("is-new");
+    if (highlight) {
+      row.classList.add("is-new");
+      setTimeout(() => row.classList.remove("is-new"), 3000); // also without animations
+    }
     this.trim();
     this.refresh();
     return { inserted: true, applied: true };
@@ -110,16 +113,17 @@ export class OrderFeed {
       }, t(`action.${next}`))),
     );
 
+    const cell = (cls, label, ...content) => h("td", { class: cls, "data-label": label }, h("div", { class: "cell" }, ...content));
     row.replaceChildren(
-      h("td", { class: "c-order", "data-label": t("feed.col.order") },
+      cell("c-order", t("feed.col.order"),
         h("span", { class: "order-id" }, sid),
         h("span", { class: "order-time" }, h("time", { datetime: order.created_at }, dateTime(order.created_at))),
         order.delivery_option ? h("span", { class: "order-delivery" }, t(`delivery.${order.delivery_option}`)) : null),
-      h("td", { class: "c-items", "data-label": t("feed.col.items") }, shown + more),
-      h("td", { class: "c-total", "data-label": t("feed.col.total") }, money(order.total_cents, cur)),
-      h("td", { class: "c-status", "data-label": t("feed.col.status") },
+      cell("c-items", t("feed.col.items"), shown + more),
+      cell("c-total", t("feed.col.total"), money(order.total_cents, cur)),
+      cell("c-status", t("feed.col.status"),
         statusBadge(order.status, { tabindex: "-1", dataset: { testid: "row-status" } })),
-      h("td", { class: "c-actions", "data-label": t("feed.col.actions") }, actions, error),
+      cell("c-actions", t("feed.col.actions"), actions, error),
     );
   }
 

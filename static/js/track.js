@@ -141,12 +141,10 @@ function renderList() {
       "aria-pressed": o.id === selectedId ? "true" : "false",
       onclick: () => select(o.id),
     },
-    h("span", { class: "order-item-main" },
-      h("span", { class: "order-id" }, shortId(o.id)),
-      h("span", { class: "muted" }, marketName(o.market_id))),
-    h("span", { class: "order-item-side" },
-      statusBadge(o.status),
-      h("span", { class: "muted" }, `${dateTime(o.created_at)} · ${money(o.total_cents, o.currency)}`))),
+    h("span", { class: "order-id" }, shortId(o.id)),
+    statusBadge(o.status),
+    h("span", { class: "order-item-market muted" }, marketName(o.market_id)),
+    h("span", { class: "order-item-meta muted" }, `${dateTime(o.created_at)} · ${money(o.total_cents, o.currency)}`)),
   )));
   show($("list-empty"), all.length === 0);
   if (focusedId) list.querySelector(`[data-order-id="${CSS.escape(focusedId)}"]`)?.focus();
