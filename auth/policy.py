@@ -24,5 +24,13 @@ def may_see_order(user: User, order: Order, market: Market | None) -> bool:
     return market is not None and market.owner_id == user.id
 
 
+def may_view_market_analytics(user: User, market: Market) -> bool:
+    return manages_market(user, market)
+
+
+def may_view_platform_analytics(user: User) -> bool:
+    return is_super_admin(user)
+
+
 def may_watch_dashboard(user: User, market: Market) -> bool:
     return manages_market(user, market) and user.role in (Role.MARKET_ADMIN, Role.SUPER_ADMIN)

@@ -13,11 +13,20 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from handlers.keys import accounts_key
 from hub.errors import BadRequest, Unauthorized, ValidationFailed
+from hub.schemas.common import ID_FORMAT_ERROR
 from store.models import User
 
 API_PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Header:
+    """A request header a route reads: its description and the type that validates it (for OpenAPI)."""
+
+    description: str
+    annotation: Any = str
 
 
 @dataclass(frozen=True)
@@ -32,9 +41,11 @@ class Operation:
     query: type[BaseModel] | None = None
     response: Any = None
     status: int = 200
+    # Other success statuses answering with the same body: status → when.
+    also: dict[int, str] = field(default_factory=dict)
     auth: bool = True
     errors: tuple[int, ...] = ()
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, Header] = field(default_factory=dict)
 
 
 class ApiRoutes:
@@ -60,14 +71,18 @@ class ApiRoutes:
         query: type[BaseModel] | None = None,
         response: Any = None,
         status: int = 200,
+        also: dict[int, str] | None = None,
         auth: bool = True,
         errors: Sequence[int] = (),
-        headers: dict[str, str] | None = None,
+        headers: dict[str, Header] | None = None,
     ) -> Callable[[Handler], Handler]:
         full_path = self.prefix + path
 
         def register(handler: Handler) -> Handler:
             async def endpoint(request: web.Request) -> web.StreamResponse:
+                if auth:
+                    # Who is asking comes before what they sent: no token is 401, even with a bad body.
+                    await current_user(request)
                 kwargs: dict[str, Any] = {}
                 if body is not None:
                     kwargs["body"] = await read_body(request, body)
@@ -88,6 +103,7 @@ class ApiRoutes:
                     query=query,
                     response=response,
                     status=status,
+                    also=also or {},
                     auth=auth,
                     errors=tuple(errors),
                     headers=headers or {},
@@ -116,7 +132,10 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ValidationFailed(details=validation_details(exc)) from None
+        details = validation_details(exc)
+        if all(item["type"] == ID_FORMAT_ERROR for item in details):
+            raise BadRequest("Malformed id in the request body", details=details) from None
+        raise ValidationFailed(details=details) from None
 
 
 def read_query(request: web.Request, model: type[M]) -> M:

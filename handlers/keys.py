@@ -7,7 +7,15 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from hub.accounts import Accounts
+from hub.analytics import Analytics
 from hub.catalog import Catalog
+from hub.drain import Drain
+from hub.metrics import HubMetrics
+from hub.notices import EmailNotices
+from hub.orders import Orders
+from hub.ratelimit import RequestLimiter
+from hub.realtime.engine import Realtime
+from hub.realtime.server import HubServer
 from hub.settings import Settings
 from store.database import Store
 
@@ -15,6 +23,18 @@ settings_key = web.AppKey("settings", Settings)
 store_key = web.AppKey("store", Store)
 accounts_key = web.AppKey("accounts", Accounts)
 catalog_key = web.AppKey("catalog", Catalog)
+orders_key = web.AppKey("orders", Orders)
+analytics_key = web.AppKey("analytics", Analytics)
+# Only when EMAIL_SERVICE_URL is set.
+email_notices_key = web.AppKey("email_notices", EmailNotices)
+# Made by the app factory before anything else, so every collaborator can be handed it.
+metrics_key = web.AppKey("metrics", HubMetrics)
+request_limiter_key = web.AppKey("request_limiter", RequestLimiter)
+# Requests in flight and the hooks to run when shutdown starts (hub/serving.py).
+drain_key = web.AppKey("drain", Drain)
+# The Socket.IO server is made with the app; the engine around it once the database is open.
+socketio_key = web.AppKey("socketio", HubServer)
+realtime_key = web.AppKey("realtime", Realtime)
 
 # Extra readiness checks by name (Redis, when configured): each an awaitable that raises when down.
 ReadinessCheck = Callable[[], Awaitable[object]]

@@ -1,15 +1,23 @@
-"""Request middlewares: the request id and log line, and the one mapping of errors to the envelope."""
+"""Request middlewares: the request id, log line and metrics; the one mapping of errors to the envelope;
+the rate limits."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
 import uuid
 
+import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from auth.tokens import InvalidToken
+from handlers.http import API_PREFIX, bearer_token
+from handlers.keys import accounts_key, drain_key, metrics_key, request_limiter_key, settings_key
+from hub import ratelimit
+from hub.client_ip import client_ip
 from hub.errors import HubError, NotFound, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
 from store.client import UNAVAILABLE_ERRORS
 
@@ -41,25 +49,38 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request["request_id"] = request_id
     started = time.perf_counter()
     status = 500
+    drain = request.app.get(drain_key)
     try:
-        response = await handler(request)
+        # Shutdown waits for REST requests; Socket.IO connections are disconnected instead.
+        with drain.track() if drain and not request.path.startswith(SOCKET_IO_PREFIX) else contextlib.nullcontext():
+            response = await handler(request)
         status = response.status
         response.headers["X-Request-ID"] = request_id
+        if drain is not None and drain.draining:
+            response.force_close()  # keep-alive clients move to another instance
         return response
+    except web.HTTPException as exc:  # redirects and the like, passed through by error_envelope
+        status = exc.status
+        raise
     finally:
+        seconds = time.perf_counter() - started
+        route = route_name(request)
         user = request.get("user")
         access_log.info(
             "request",
             extra={
                 "method": request.method,
                 "path": request.path,
-                "route": route_name(request),
+                "route": route,
                 "status": status,
-                "ms": round((time.perf_counter() - started) * 1000, 2),
+                "ms": round(seconds * 1000, 2),
                 "user_id": getattr(user, "id", None),
                 "request_id": request_id,
             },
         )
+        metrics = request.app.get(metrics_key)
+        if metrics is not None:
+            metrics.observe_request(request.method, route, status, seconds)
 
 
 def error_response(error: HubError, request: web.Request) -> web.Response:
@@ -76,6 +97,8 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         return await handler(request)
     except HubError as error:
+        if isinstance(error, Unavailable):
+            _count_database_error(request)
         return error_response(error, request)
     except web.HTTPRequestEntityTooLarge:
         return error_response(PayloadTooLarge("Request body exceeds 1 MiB"), request)
@@ -93,7 +116,75 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
         return response
     except UNAVAILABLE_ERRORS as exc:
         error_log.warning("database unavailable", extra={"error": type(exc).__name__, "path": request.path})
+        _count_database_error(request)
         return error_response(Unavailable("The database did not answer; try again shortly"), request)
     except Exception:  # noqa: BLE001 - the last line of defence: log it, answer 500 without details
         error_log.exception("unhandled error", extra={"path": request.path, "request_id": request.get("request_id")})
         return error_response(HubError(), request)
+
+
+def _count_database_error(request: web.Request) -> None:
+    metrics = request.app.get(metrics_key)
+    if metrics is not None:
+        metrics.database_errors.inc()
+
+
+LOGIN_PATH = f"{API_PREFIX}/users/login"
+SOCKET_IO_PREFIX = "/socket.io/"
+
+
+def _is_limited(request: web.Request) -> bool:
+    """The API and new Socket.IO sessions count; pages, assets, docs, /health, /ready and /metrics do not.
+
+    Requests inside an established Engine.IO session (polls, posts, the WebSocket) are not
+    counted: the session was counted once, when it was opened.
+    """
+    if request.method == "OPTIONS":  # CORS preflight: the request that follows is counted
+        return False
+    if request.path.startswith(SOCKET_IO_PREFIX):
+        return "sid" not in request.query
+    return request.path.startswith(API_PREFIX + "/")
+
+
+def _token_user_id(request: web.Request) -> str | None:
+    """The user a valid token names (signature and expiry checked, no database read)."""
+    token = bearer_token(request)
+    accounts = request.app.get(accounts_key)
+    if token is None or accounts is None:
+        return None
+    try:
+        return accounts.tokens.verify(token).user_id
+    except InvalidToken:
+        return None
+
+
+async def _login_email(request: web.Request) -> str | None:
+    """The email of a sign-in body. aiohttp keeps what read() returned, so the handler reads it again."""
+    try:
+        data = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return None
+    email = data.get("email") if isinstance(data, dict) else None
+    return email if isinstance(email, str) and email.strip() else None
+
+
+@web.middleware
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    limiter = request.app.get(request_limiter_key)
+    if limiter is None or not _is_limited(request):
+        return await handler(request)
+    settings = request.app[settings_key]
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    identities = {
+        ratelimit.IP: client_ip(
+            peer[0] if isinstance(peer, tuple) else None,
+            request.headers.getall("X-Forwarded-For", []),
+            settings.trusted_proxy_count,
+        )
+    }
+    if (user_id := _token_user_id(request)) is not None:
+        identities[ratelimit.USER] = user_id
+    if request.method == "POST" and request.path == LOGIN_PATH and (email := await _login_email(request)):
+        identities[ratelimit.EMAIL] = ratelimit.email_identity(email)
+    await limiter.hit(identities)
+    return await handler(request)

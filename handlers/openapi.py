@@ -71,6 +71,8 @@ def build_spec(operations: Iterable[Operation], *, title: str, version: str) -> 
         if op.path.endswith(("/markets", "/products", "/orders")) and op.method == "get":
             success["headers"] = {"X-Total-Count": {"schema": {"type": "integer"}, "description": "All matches"}}
         responses[str(op.status)] = success
+        for status, description in op.also.items():
+            responses[str(status)] = {**success, "description": description}
         codes = set(op.errors) | {429, 503} | ({401} if op.auth else set()) | ({422} if op.body or op.query else set())
         if op.body:
             codes |= {400, 413}
@@ -86,9 +88,9 @@ def build_spec(operations: Iterable[Operation], *, title: str, version: str) -> 
             "responses": responses,
         }
         parameters = _parameters(op.path, op.query, schemas)
-        for header, description in op.headers.items():
-            parameters.append({"name": header, "in": "header", "required": False, "schema": {"type": "string"},
-                               "description": description})  # fmt: skip
+        for name, header in op.headers.items():
+            parameters.append({"name": name, "in": "header", "required": False, "description": header.description,
+                               "schema": schemas.ref(header.annotation, "validation")})  # fmt: skip
         if parameters:
             operation["parameters"] = parameters
         if op.body is not None:

@@ -1,4 +1,4 @@
-"""Service routes: liveness, readiness, the OpenAPI document and its interactive docs."""
+"""Service routes: liveness, readiness, metrics, the OpenAPI document and its interactive docs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import swagger_ui
 from aiohttp import web
 
 from handlers.http import ApiRoutes, json_response
-from handlers.keys import ReadinessCheck, readiness_checks_key, store_key
+from handlers.keys import ReadinessCheck, metrics_key, readiness_checks_key, store_key
+from hub.metrics import CONTENT_TYPE
 from hub.schemas.common import Health
 
 routes = ApiRoutes("service", prefix="")
@@ -51,6 +52,13 @@ async def ready(request: web.Request) -> web.Response:
             results[name] = "unavailable"
     ok = all(value == "ok" for value in results.values())
     return json_response({"status": "ok" if ok else "unavailable", "checks": results}, status=200 if ok else 503)
+
+
+@routes.route("GET", "/metrics", summary="Prometheus metrics (text exposition format)", auth=False)
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[metrics_key].exposition()
+    # CONTENT_TYPE carries its own charset parameter, so it goes in the header as a whole.
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def openapi_json(request: web.Request) -> web.Response:

@@ -7,8 +7,6 @@ import asyncio
 import logging
 import sys
 
-from aiohttp import web
-
 from hub.errors import HubError
 from hub.logs import configure_logging
 from hub.settings import Settings, SettingsError, load_settings
@@ -20,9 +18,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hub", description="Market Hub server")
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="run the server (the default)")
-    for target in (parser, serve):
-        target.add_argument("--host", help="listen address (default: HOST or 127.0.0.1)")
-        target.add_argument("--port", type=int, help="listen port (default: PORT or 8000)")
+    for target, default in ((parser, None), (serve, argparse.SUPPRESS)):
+        # SUPPRESS on the subcommand: `--port N serve` keeps N instead of resetting it to None.
+        target.add_argument("--host", default=default, help="listen address (default: HOST or 127.0.0.1)")
+        target.add_argument("--port", type=int, default=default, help="listen port (default: PORT or 8000)")
     admin = commands.add_parser("create-admin", help="create or promote a super_admin")
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)
@@ -39,19 +38,14 @@ def _install_uvloop() -> None:
 
 
 def serve(settings: Settings) -> None:
+    from handlers.keys import drain_key
     from hub.app import create_app
+    from hub.serving import serve_until_stopped
 
     _install_uvloop()
     app = create_app(settings)
     log.info("starting", extra={"host": settings.host, "port": settings.port, "embedded": settings.embedded})
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=settings.shutdown_timeout_seconds,
-        access_log=None,
-        print=None,
-    )
+    asyncio.run(serve_until_stopped(app, app[drain_key], settings))
 
 
 async def create_admin(settings: Settings, email: str, password: str, name: str) -> str:

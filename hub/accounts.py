@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import EmailStr, TypeAdapter, ValidationError
+
 from auth.passwords import DUMMY_HASH, hash_password, needs_rehash, password_problem, verify_password
 from auth.tokens import InvalidToken, TokenIssuer
 from hub.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 from hub.schemas.users import LoginReply, UserLogin, UserRegister, UserUpdate
 from store.models import Role, User
 from store.users import EmailTaken, Users
+
+_EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
 
 
 class Accounts:
@@ -71,6 +75,10 @@ class Accounts:
         problem = password_problem(password)
         if problem:
             raise ValidationFailed(f"password {problem}")
+        try:
+            email = _EMAIL.validate_python(email)
+        except ValidationError:
+            raise ValidationFailed(f"{email!r} is not a valid email address") from None
         password_hash = await asyncio.to_thread(hash_password, password)
         existing = await self.users.by_email(email)
         if existing is not None:

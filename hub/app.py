@@ -2,24 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 
 from auth.tokens import TokenIssuer
-from handlers import markets, products, service, users
-from handlers.keys import accounts_key, catalog_key, settings_key, store_key
-from handlers.middleware import error_envelope, request_context
+from handlers import analytics, markets, orders, products, service, users
+from handlers.cors import add_cors
+from handlers.dashboard_namespace import DashboardNamespace
+from handlers.keys import (
+    accounts_key,
+    analytics_key,
+    catalog_key,
+    drain_key,
+    email_notices_key,
+    metrics_key,
+    orders_key,
+    realtime_key,
+    request_limiter_key,
+    settings_key,
+    socketio_key,
+    store_key,
+)
+from handlers.middleware import error_envelope, rate_limit, request_context
 from handlers.openapi import build_spec
+from handlers.orders_namespace import OrdersNamespace
 from handlers.pages import add_page_routes
 from hub.accounts import Accounts
+from hub.analytics import Analytics
 from hub.catalog import Catalog
 from hub.database import open_store
+from hub.drain import Drain
+from hub.metrics import HubMetrics
+from hub.notices import EmailNotices
+from hub.orders import Orders
+from hub.ratelimit import open_request_limiter
+from hub.realtime.engine import open_realtime
+from hub.realtime.server import build_server
 from hub.settings import Settings
 
 MAX_BODY_BYTES = 1024 * 1024
 VERSION = "1.0.0"
-API_MODULES = (service, users, markets, products)
+API_MODULES = (service, users, markets, products, orders, analytics)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -28,19 +55,84 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         app[store_key] = store
         tokens = TokenIssuer(settings.secret, settings.jwt_algorithm, settings.token_lifetime)
         app[accounts_key] = Accounts(store.users, tokens)
-        app[catalog_key] = Catalog(store.markets, store.products)
+        app[catalog_key] = Catalog(store.markets, store.products, store.users)
+        app[orders_key] = Orders(store, confirm_timeout=timedelta(minutes=settings.order_confirm_timeout_minutes))
+        app[analytics_key] = Analytics(store)
+        notices = None
+        if settings.email_service_url:
+            notices = EmailNotices(
+                url=settings.email_service_url, sender=settings.email_sender, users=store.users, markets=store.markets
+            )
+            app[email_notices_key] = notices
+            app[orders_key].add_listener(notices)
+            app[metrics_key].email_failures.count_from(lambda: notices.failures if notices else 0)
+        yield
+        if notices is not None:
+            await notices.close()
+
+
+async def _order_sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Confirmation timeouts and interrupted placements; safe to run on every instance."""
+    task = asyncio.create_task(app[orders_key].run_sweeper(app[settings_key].order_sweep_interval_seconds))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _realtime(app: web.Application) -> AsyncIterator[None]:
+    """The event history, publisher and live stats around the Socket.IO server made in create_app."""
+    settings, store = app[settings_key], app[store_key]
+    stats_source = app[analytics_key].market_stats
+    async with open_realtime(settings, app[socketio_key], store.db, stats_source, app[metrics_key]) as realtime:
+        app[realtime_key] = realtime
+        app[socketio_key].emit_observers.append(app[metrics_key].count_delivery)
+        app[orders_key].add_listener(realtime.publisher)
+        yield
+
+
+async def _close_sockets(app: web.Application) -> None:
+    # Before aiohttp waits for open handlers: WebSocket handlers only end when their client goes.
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(app[socketio_key].shutdown(), timeout=3)
+
+
+async def _start_drain(app: web.Application) -> None:
+    """hub/serving.py has started it already; under other runners (tests) this runs the drain hooks."""
+    await app[drain_key].start()
+
+
+async def _request_limiter(app: web.Application) -> AsyncIterator[None]:
+    async with open_request_limiter(app[settings_key], app[metrics_key]) as limiter:
+        app[request_limiter_key] = limiter
         yield
 
 
 def create_app(settings: Settings) -> web.Application:
     settings = settings.ensure_secret()
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[request_context, error_envelope])
+    middlewares = [request_context, error_envelope, rate_limit]
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
     app[settings_key] = settings
+    app[metrics_key] = HubMetrics()
+    app[drain_key] = Drain()
+    app.on_shutdown.append(_start_drain)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_order_sweeper)
+    app.cleanup_ctx.append(_request_limiter)
+    app.cleanup_ctx.append(_realtime)
+    # First thing on shutdown (before requests in flight are waited for): clients reconnect elsewhere.
+    app[drain_key].hooks.append(lambda: _close_sockets(app))
     for module in API_MODULES:
         app.router.add_routes(module.routes.table)
     operations = [operation for module in API_MODULES for operation in module.routes.operations]
     app[service.openapi_spec_key] = build_spec(operations, title="Market Hub API", version=VERSION)
     service.add_docs_routes(app)
     add_page_routes(app)
+    add_cors(app, settings.cors_origins)  # last: it covers the routes added before it
+    # Socket.IO answers its own CORS and Origin checks (handlers/cors.py leaves /socket.io to it).
+    sio = build_server(settings)
+    sio.register_namespace(DashboardNamespace(app))
+    sio.register_namespace(OrdersNamespace(app))
+    sio.attach(app)
+    app[socketio_key] = sio
     return app

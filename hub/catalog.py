@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from auth.policy import is_super_admin, manages_market, may_create_market
-from hub.errors import Conflict, Forbidden, NotFound
+from hub.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hub.schemas.catalog import MarketCreate, MarketQuery, MarketUpdate, ProductCreate, ProductQuery, ProductUpdate
 from store.markets import MarketExists, Markets
 from store.models import Market, Product, User
 from store.products import Products
+from store.users import Users
 
 
 class Catalog:
-    def __init__(self, markets: Markets, products: Products) -> None:
+    def __init__(self, markets: Markets, products: Products, users: Users) -> None:
         self.markets = markets
         self.products = products
+        self.users = users
 
     # Markets
 
@@ -33,8 +35,15 @@ class Catalog:
         if not may_create_market(user):
             raise Forbidden("Only market admins can create markets")
         if body.owner_id is not None and not is_super_admin(user):
-            raise Forbidden("Only a super_admin may choose the owner")
+            # A field this caller may not set, like any other unknown field in the body.
+            detail = {"loc": ["owner_id"], "msg": "only a super_admin may set the owner", "type": "extra_forbidden"}
+            raise ValidationFailed(details=[detail])
         owner_id = body.owner_id.lower() if body.owner_id else user.id
+        if owner_id != user.id:
+            owner = await self.users.get(owner_id)
+            if owner is None or not owner.is_active or not may_create_market(owner):
+                detail = {"loc": ["owner_id"], "msg": "must name an active market_admin", "type": "value_error"}
+                raise ValidationFailed(details=[detail])
         fields = body.model_dump(exclude={"owner_id"}, mode="json")
         fields = {key: value for key, value in fields.items() if value is not None}
         fields.setdefault("description", "")
@@ -60,6 +69,8 @@ class Catalog:
         updated = await self.markets.update(market.id, changes)
         if updated is None:
             raise NotFound("Market not found")
+        if updated.currency != market.currency:
+            await self.products.follow_market(market.id, currency=updated.currency)
         return updated
 
     async def verify_market(self, user: User, market_id: str) -> Market:
@@ -73,12 +84,13 @@ class Catalog:
     async def delete_market(self, user: User, market_id: str) -> None:
         market = await self.managed_market(user, market_id)
         await self.markets.update(market.id, {"is_active": False})
+        await self.products.follow_market(market.id, active=False)
 
     # Products
 
     async def product(self, product_id: str) -> Product:
         product = await self.products.get(product_id)
-        if product is None:
+        if product is None or not product.market_active:
             raise NotFound("Product not found")
         return product
 
@@ -108,8 +120,6 @@ class Catalog:
     async def update_product(self, user: User, product_id: str, body: ProductUpdate) -> Product:
         product = await self._managed_product(user, product_id)
         changes = body.model_dump(exclude_unset=True)
-        if "description" in changes and changes["description"] is None:
-            changes["description"] = ""
         if not changes:
             return product
         updated = await self.products.update(product.id, changes)

@@ -37,3 +37,7 @@ def configure_logging(level: str) -> None:
     root.setLevel(level)
     # aiohttp's own access log would repeat ours in another format.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # pymongo's DEBUG command log prints whole documents (password hashes included), and the
+    # Socket.IO/Engine.IO loggers print packets (tokens in connect auth): never below INFO.
+    for noisy in ("pymongo", "socketio", "engineio"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))

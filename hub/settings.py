@@ -23,12 +23,20 @@ class Settings(BaseSettings):
     mongodb_url: str | None = None
     mongodb_db: str = Field(default="market_hub", pattern=r"^[A-Za-z0-9_-]{1,63}$")
     redis_url: str | None = None
+    # The Socket.IO pub/sub channel in Redis: instances (and outside publishers) on one channel share events.
+    redis_channel: str = Field(default="market-hub", pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
     secret_key: SecretStr | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_expire_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(default=100, ge=1)
     rate_limit_per_hour: int = Field(default=1000, ge=1)
+    # Sign-in attempts per email address, whoever makes them (slows password guessing).
+    login_rate_limit_per_minute: int = Field(default=10, ge=1)
+    login_rate_limit_per_hour: int = Field(default=100, ge=1)
+    rate_limit_strategy: Literal["moving-window", "fixed-window"] = "moving-window"
+    # Namespace of the rate limit keys in Redis: instances that share it share their limits.
+    rate_limit_key_prefix: str = Field(default="market-hub", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -46,11 +54,19 @@ class Settings(BaseSettings):
     event_history_hours: float = Field(default=24, ge=24)
     shutdown_timeout_seconds: float = Field(default=10, ge=0)
     socket_max_queue_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+    # Events one Socket.IO connection may send: a token bucket of this rate and burst; past it, disconnected.
+    socket_events_per_second: float = Field(default=20, gt=0)
+    socket_events_burst: int = Field(default=60, ge=1)
 
     @field_validator("log_level", "jwt_algorithm", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("rate_limit_strategy", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

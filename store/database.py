@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from store.analytics import OrderFigures
 from store.client import Database, ping
 from store.markets import Markets
+from store.orders import IdempotencyKeys, Orders, Reservations, StockHolds
 from store.products import Products
 from store.users import Users
 
@@ -14,9 +16,16 @@ class Store:
         self.users = Users(db)
         self.markets = Markets(db)
         self.products = Products(db)
+        self.orders = Orders(db)
+        self.order_holds = StockHolds(db)
+        self.order_reservations = Reservations(db)
+        self.idempotency_keys = IdempotencyKeys(db)
+        self.order_figures = OrderFigures(db)
 
     async def create_indexes(self) -> None:
-        for collection in (self.users, self.markets, self.products):
+        collections = (self.users, self.markets, self.products, self.orders, self.order_reservations,
+                       self.idempotency_keys)  # fmt: skip
+        for collection in collections:
             await collection.create_indexes()
 
     async def ping(self) -> None:

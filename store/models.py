@@ -100,6 +100,8 @@ class Product(Entity):
     is_available: bool = True
     created_at: datetime
     updated_at: datetime
+    # False once its market is deactivated; kept on the product so public listings need no join.
+    market_active: bool = Field(default=True, exclude=True)
 
 
 class OrderItem(BaseModel):

@@ -11,6 +11,10 @@ from store.codec import from_document, new_id, now, parse_id
 from store.models import Product
 from store.text import contains_text
 
+# `$nin`, not `$ne`: in update filters nx-27017 never matches `$ne` on a missing field
+# (docs/store-backends.md); `$nin` means the same on every backend.
+_NOT_DELETED = {"$nin": [True]}
+
 
 class Products:
     def __init__(self, db: Database) -> None:
@@ -37,12 +41,12 @@ class Products:
         oid = parse_id(product_id)
         if oid is None:
             return None
-        document = await self.collection.find_one({"_id": oid, "deleted": {"$ne": True}})
+        document = await self.collection.find_one({"_id": oid, "deleted": _NOT_DELETED})
         return from_document(Product, document) if document else None
 
     async def get_many(self, product_ids: list[str]) -> dict[str, Product]:
         oids = [oid for oid in map(parse_id, product_ids) if oid is not None]
-        cursor = self.collection.find({"_id": {"$in": oids}, "deleted": {"$ne": True}})
+        cursor = self.collection.find({"_id": {"$in": oids}, "deleted": _NOT_DELETED})
         return {str(document["_id"]): from_document(Product, document) async for document in cursor}
 
     async def update(self, product_id: str, changes: dict[str, Any]) -> Product | None:
@@ -50,7 +54,7 @@ class Products:
         if oid is None:
             return None
         document = await self.collection.find_one_and_update(
-            {"_id": oid, "deleted": {"$ne": True}},
+            {"_id": oid, "deleted": _NOT_DELETED},
             {"$set": changes, "$currentDate": {"updated_at": True}},
             return_document=ReturnDocument.AFTER,
         )
@@ -62,7 +66,7 @@ class Products:
         if oid is None:
             return False
         result = await self.collection.update_one(
-            {"_id": oid, "deleted": {"$ne": True}},
+            {"_id": oid, "deleted": _NOT_DELETED},
             {"$set": {"deleted": True, "is_available": False}, "$currentDate": {"updated_at": True}},
         )
         return result.modified_count == 1
@@ -80,6 +84,17 @@ class Products:
             {"_id": product_id}, {"$inc": {"stock": quantity}, "$currentDate": {"updated_at": True}}
         )
 
+    async def follow_market(self, market_id: str, *, active: bool | None = None, currency: str | None = None) -> None:
+        """Keep the copies of market facts on its products in step: a deactivated market's products
+        leave the public catalog, and prices follow the market's currency."""
+        changes: dict[str, Any] = {}
+        if active is not None:
+            changes["market_active"] = active
+        if currency is not None:
+            changes["currency"] = currency
+        if changes:
+            await self.collection.update_many({"market_id": market_id}, {"$set": changes})
+
     async def search(
         self,
         *,
@@ -90,7 +105,7 @@ class Products:
         skip: int,
         limit: int,
     ) -> tuple[list[Product], int]:
-        query: dict[str, Any] = {"deleted": {"$ne": True}}
+        query: dict[str, Any] = {"deleted": _NOT_DELETED, "market_active": {"$nin": [False]}}
         if market_id is not None:
             oid = parse_id(market_id)
             if oid is None:

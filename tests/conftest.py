@@ -94,6 +94,13 @@ def make_settings(mongo_url: str, db_name: str, tmp_path: Path) -> Callable[...,
             "data_dir": tmp_path / "var",
             "redis_url": None,
             "db_timeout_seconds": 2,
+            # Every test comes from 127.0.0.1: the default limits (100/min) would refuse busy tests.
+            # tests/test_ratelimit.py sets its own. A prefix per test keeps shared Redis counters apart.
+            "rate_limit_per_minute": 100_000,
+            "rate_limit_per_hour": 1_000_000,
+            "login_rate_limit_per_minute": 10_000,
+            "login_rate_limit_per_hour": 100_000,
+            "rate_limit_key_prefix": f"test-{db_name}",
         }
         values.update(overrides)
         return Settings(**values)
@@ -174,3 +181,59 @@ async def make_product(client: TestClient, owner: Account, market_id: str, **fie
     assert response.status == 201, await response.text()
     return dict(await response.json())
 
+
+async def expect_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Assert the DESIGN.md error envelope with this status and code; return its `error` object."""
+    text = await response.text()
+    assert response.status == status, text
+    error = dict((await response.json())["error"])
+    assert error["code"] == code, text
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    return error
+
+
+def metric_value(exposition: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus text exposition (0.0 when the series does not exist yet)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+async def read_metric(client: TestClient, name: str, **labels: str) -> float:
+    """The current value of a sample at the client's /metrics."""
+    response = await client.get("/metrics")
+    assert response.status == 200, await response.text()
+    return metric_value(await response.text(), name, **labels)
+
+
+async def place_order(
+    client: TestClient,
+    customer: Account,
+    market_id: str,
+    lines: list[tuple[str, int]],
+    *,
+    key: str | None = None,
+    **fields: Any,
+) -> Any:
+    """POST /orders for `lines` [(product_id, quantity)]; returns the response (status unchecked)."""
+    body = {"market_id": market_id, "items": [{"product_id": pid, "quantity": qty} for pid, qty in lines],
+            "delivery_option": "pickup", "payment_method": "cash", **fields}  # fmt: skip
+    headers = dict(customer.headers)
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return await client.post("/api/v1/orders", json=body, headers=headers)
+
+
+async def set_order_status(client: TestClient, actor: Account, order_id: str, status: str, **fields: Any) -> Any:
+    """PATCH /orders/{id}/status; returns the response (status unchecked)."""
+    return await client.patch(f"/api/v1/orders/{order_id}/status", json={"status": status, **fields},
+                              headers=actor.headers)  # fmt: skip
+
+
+# Multi-process fixtures (real hub processes, a private redis-server): see tests/processes.py.
+from tests.processes import hubs, private_redis  # noqa: E402, F401

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import EmailStr, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, EmailStr, Field, StringConstraints, field_validator
 
-from hub.schemas.common import Input, LongText, ObjectIdStr, Page, SearchText, ShortText
+from hub.schemas.common import Input, LongText, ObjectIdStr, Page, SearchText, ShortText, not_null
 from hub.schemas.users import Address, Phone
 from store.models import Coordinates, DeliveryOption, PaymentMethod
 
@@ -14,16 +14,18 @@ Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
 Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
 BusinessHours = Annotated[dict[str, Annotated[str, StringConstraints(max_length=50)]], Field(max_length=14)]
+# A null description clears it: the entities keep "" rather than null.
+Description = Annotated[LongText | None, AfterValidator(lambda value: value or "")]
 
 
-def _distinct(values: list[str]) -> list[str]:
-    if len(set(values)) != len(values):
+def _distinct(values: list[str] | None) -> list[str] | None:
+    if values is not None and len(set(values)) != len(values):
         raise ValueError("values must be distinct")
     return values
 
 
 class MarketFields(Input):
-    description: LongText | None = None
+    description: Description = None
     contact_phone: Phone | None = None
     coordinates: Coordinates | None = None
     business_hours: BusinessHours | None = None
@@ -50,6 +52,9 @@ class MarketUpdate(MarketFields):
     currency: Currency | None = None
 
     _distinct_options = field_validator("delivery_options", "payment_methods")(_distinct)
+    _not_null = not_null(
+        "name", "contact_email", "address", "delivery_options", "payment_methods", "currency", "business_hours"
+    )
 
 
 class MarketQuery(Page):
@@ -60,7 +65,7 @@ class MarketQuery(Page):
 class ProductCreate(Input):
     market_id: ObjectIdStr
     name: ShortText
-    description: LongText | None = None
+    description: Description = None
     category: Category | None = None
     price_cents: int = Field(gt=0, le=10**10)
     unit: Unit = "piece"
@@ -70,12 +75,14 @@ class ProductCreate(Input):
 
 class ProductUpdate(Input):
     name: ShortText | None = None
-    description: LongText | None = None
+    description: Description = None
     category: Category | None = None
     price_cents: int | None = Field(default=None, gt=0, le=10**10)
     unit: Unit | None = None
     stock: int | None = Field(default=None, ge=0, le=10**9)
     is_available: bool | None = None
+
+    _not_null = not_null("name", "price_cents", "unit", "stock", "is_available")
 
 
 class ProductQuery(Page):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, EmailStr, Field, StringConstraints, field_validator, model_validator
 
 from auth.passwords import MAX_PASSWORD_CHARS, password_problem
-from hub.schemas.common import Input, ShortText
+from hub.schemas.common import Input, ShortText, not_null
 from store.models import Locale, User
 
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,25}$")]
@@ -52,12 +52,37 @@ class UserUpdate(Input):
     address: Address | None = None
     preferences: dict[str, Any] | None = Field(default=None, max_length=50)
 
+    _not_null = not_null("name", "locale", "preferences")
+
     @field_validator("preferences")
     @classmethod
     def _small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and len(repr(value)) > 4096:
             raise ValueError("preferences must be at most 4 KiB")
+        problem = _storage_problem(value)
+        if problem:
+            raise ValueError(f"preferences {problem}")
         return value
+
+
+_INT64 = 2**63
+
+
+def _storage_problem(value: Any) -> str | None:
+    """What a free-form JSON value holds that a MongoDB document cannot (found by fuzzing: a NUL
+    in a name, or a 9-byte integer, made the write fail with 500)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key or key.startswith("$") or "." in key:
+                return "names may not contain NUL or '.', nor start with '$'"
+            problem = _storage_problem(item)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        return next(filter(None, map(_storage_problem, value)), None)
+    elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+        return "integers must fit in 64 bits"
+    return None
 
 
 class LoginReply(BaseModel):

@@ -1,0 +1,55 @@
+"""Socket.IO `/dashboard`: a market's live order feed and stats, for its admin or a super_admin."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from auth.policy import may_watch_dashboard
+from handlers.keys import catalog_key
+from handlers.socket_namespace import FORBIDDEN, SERVICE_ERRORS, UNAVAILABLE, LiveNamespace, error_reply, refuse
+from hub.errors import Forbidden, NotFound
+from hub.realtime.streams import DASHBOARD, STATS, market_stream
+from store.codec import parse_id
+
+log = logging.getLogger(__name__)
+
+
+class DashboardNamespace(LiveNamespace):
+    def __init__(self, app: Any) -> None:
+        super().__init__(DASHBOARD, app)
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        body = self.parse_auth(auth)
+        user = await self.authenticate(body)
+        market_id = parse_id(body.market_id)
+        if market_id is None:
+            raise refuse(FORBIDDEN)
+        try:
+            # Only a market the user manages; an unknown market is refused the same way.
+            market = await self.app[catalog_key].managed_market(user, market_id)
+        except (Forbidden, NotFound):
+            raise refuse(FORBIDDEN) from None
+        except SERVICE_ERRORS:
+            raise refuse(UNAVAILABLE) from None
+        if not may_watch_dashboard(user, market):
+            raise refuse(FORBIDDEN)
+        await self.accept(sid, user, [market_stream(market_id)], body, market_id=market_id)
+        return True
+
+    async def after_connect(self, sid: str) -> None:
+        _, session = await self.session_user(sid)
+        try:
+            stats = await self.realtime.stats.current(session["market_id"])
+        except Exception:  # the next change pushes stats anyway
+            log.exception("stats on connect failed", extra={"market_id": session["market_id"]})
+            return
+        self.realtime.server.send_now(sid, self.namespace, STATS, stats)
+
+    async def on_stats_get(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """Ack: the market's stats now."""
+        _, session = await self.session_user(sid)
+        try:
+            return await self.realtime.stats.current(session["market_id"])
+        except SERVICE_ERRORS:
+            return error_reply("UNAVAILABLE")

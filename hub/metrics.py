@@ -1,0 +1,102 @@
+"""Prometheus metrics of one hub application.
+
+Every app owns its own CollectorRegistry (not prometheus-client's global one), so tests can build
+many apps in one process and each /metrics shows only its own figures. Other modules receive the
+HubMetrics object from the app factory and move its counters; they never import a global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class CountedElsewhere(Collector):
+    """A counter whose value another object keeps (e.g. EmailNotices.failures): read at each scrape."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.sources: list[Callable[[], float]] = []
+        registry.register(self)
+
+    def count_from(self, source: Callable[[], float]) -> None:
+        self.sources.append(source)
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self.name, self.documentation, value=sum(source() for source in self.sources))
+
+
+class HubMetrics:
+    """The hub's counters, gauges and histograms, registered in a registry of their own.
+
+    Labels are low-cardinality on purpose: route templates (never raw paths), namespaces,
+    event names and limit scopes.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "hub_http_requests", "HTTP requests answered, by route template and status", ["method", "route", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.http_latency = Histogram(
+            "hub_http_request_duration_seconds", "Time to answer an HTTP request", ["method", "route"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.socket_connections = Gauge(
+            "hub_socketio_connections", "Open Socket.IO connections, by namespace", ["namespace"], registry=r
+        )
+        self.events_published = Counter(
+            "hub_events_published", "Events published (written to history and fanned out)", ["event"], registry=r
+        )
+        self.events_delivered = Counter(
+            "hub_events_delivered", "Events emitted to connected clients of this instance", ["namespace"], registry=r
+        )
+        self.events_publish_failed = Counter(
+            "hub_events_publish_failed", "Events that could not be published", ["event"], registry=r
+        )
+        self.replays = Counter(
+            "hub_event_replays", "Replays of missed events (on reconnect or on request)", ["namespace"], registry=r
+        )
+        self.resyncs = Counter(
+            "hub_event_resyncs", "Replays older than the history: the client was told to resync", ["namespace"],
+            registry=r,
+        )  # fmt: skip
+        self.slow_client_disconnects = Counter(
+            "hub_slow_client_disconnects", "Socket.IO clients disconnected for not keeping up", ["namespace"],
+            registry=r,
+        )  # fmt: skip
+        self.rate_limited = Counter(
+            "hub_rate_limited_requests", "Requests refused with 429, by the limit that refused them", ["scope"],
+            registry=r,
+        )  # fmt: skip
+        self.rate_limit_storage_errors = Counter(
+            "hub_rate_limit_storage_errors", "Rate limit checks skipped because the storage (Redis) failed",
+            registry=r,
+        )  # fmt: skip
+        self.database_errors = Counter(
+            "hub_database_errors", "Requests answered 503 because the database did not answer", registry=r
+        )
+        self.email_failures = CountedElsewhere("hub_email_failures", "Emails that could not be sent", r)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(method=method, route=route, status=str(status)).inc()
+        self.http_latency.labels(method=method, route=route).observe(seconds)
+
+    def count_delivery(self, event: str, data: object, namespace: str, room: object) -> None:
+        """An emit observer of the Socket.IO server: a stream event went out to this instance's room."""
+        if isinstance(data, dict) and "seq" in data:
+            self.events_delivered.labels(namespace=namespace).inc()
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of everything in this registry."""
+        return generate_latest(self.registry)

@@ -1,0 +1,407 @@
+"""Orders: placing (stock, idempotency), reading with visibility rules, moving through the state
+machine, and the background sweeper (confirmation timeout, repair of interrupted placements).
+
+Placing an order, in order of writes (no transactions; store/orders.py explains why each step is
+crash safe):
+  idempotency record (when a key is given) → reservation → one hold per line (conditional
+  `$inc` on the product) → claim the reservation → insert the order → release holds, delete the
+  reservation, add to the market's counters → tell the listeners.
+A failed line gives back the lines already held before answering 409 INSUFFICIENT_STOCK. A crash
+anywhere before the order insert leaves an open (or claimed, orderless) reservation whose holds
+the sweeper gives back once it is older than `reservation_repair_after`.
+
+Idempotency: the record `{customer_id}:{key}` holds a hash of the canonical body and the order id
+chosen before any stock is touched, so concurrent duplicates race on one unique `_id` and
+exactly one of them places the order. The others wait (polling, up to REPLAY_WAIT_SECONDS) for
+that order to appear and then return it as a replay. If the first attempt fails with a known
+outcome (409, 422, 404) its record is dropped and a waiting duplicate places the order itself; if
+it dies with an unknown outcome the record stays until the repair pass has decided (no order →
+record dropped). A duplicate that outwaits REPLAY_WAIT_SECONDS gets 409 IDEMPOTENCY_IN_PROGRESS
+with `details.retry_after` (seconds).
+
+Transitions are a compare-and-swap on (status, version): `find_one_and_replace` of the whole
+document, so exactly one of any racing writers wins; only the winner restocks a cancellation,
+corrects the market's counters and notifies listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from auth.policy import is_super_admin, may_see_order
+from hub.errors import Conflict, HubError, NotFound, Unavailable, ValidationFailed
+from hub.order_events import OrderListener
+from hub.order_states import RESTOCKING, SYSTEM_ACTOR_ID, Actor, actors_for, may_move, next_statuses
+from hub.schemas.orders import OrderCreate, OrderQuery, OrderStatusChange
+from store.client import UNAVAILABLE_ERRORS
+from store.codec import epoch_ms, new_id, now, parse_id
+from store.database import Store
+from store.models import Market, Order, OrderItem, OrderStatus, Role, StatusChange, User
+from store.orders import IDEMPOTENCY_TTL_SECONDS, IdempotencyKeyTaken
+
+log = logging.getLogger(__name__)
+
+REPLAY_WAIT_SECONDS = 10.0
+REPLAY_POLL_SECONDS = 0.05
+CAS_ATTEMPTS = 5
+SWEEP_BATCH = 100
+TIMEOUT_REASON = "timeout"
+
+
+def body_hash(body: OrderCreate) -> str:
+    """The same order asked twice hashes the same, whatever the order of lines or id case."""
+    data = body.model_dump(mode="json")
+    data["market_id"] = data["market_id"].lower()
+    data["items"] = sorted(
+        ({"product_id": line["product_id"].lower(), "quantity": line["quantity"]} for line in data["items"]),
+        key=lambda line: str(line["product_id"]),
+    )
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class Orders:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        confirm_timeout: timedelta,
+        reservation_repair_after: timedelta = timedelta(seconds=60),
+        listeners: list[OrderListener] | None = None,
+    ) -> None:
+        self.store = store
+        self.confirm_timeout = confirm_timeout
+        self.reservation_repair_after = reservation_repair_after
+        self.listeners: list[OrderListener] = list(listeners or [])
+        self.listener_failures = 0
+
+    def add_listener(self, listener: OrderListener) -> None:
+        self.listeners.append(listener)
+
+    # Placing
+
+    async def place(self, user: User, body: OrderCreate, idempotency_key: str | None) -> tuple[Order, bool]:
+        """The order, and True when it is a replay of an earlier request with the same key."""
+        if idempotency_key is None:
+            return await self._place(user, body, new_id(), None), False
+        record_id = f"{user.id}:{idempotency_key}"
+        digest = body_hash(body)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REPLAY_WAIT_SECONDS
+        while True:
+            order_id = new_id()
+            try:
+                await self.store.idempotency_keys.claim(record_id, digest, order_id)
+            except IdempotencyKeyTaken as taken:
+                replay = await self._replay(taken.record, digest)
+                if replay is not None:
+                    return replay, True
+                if loop.time() > deadline:
+                    raise Conflict(
+                        "An order with this Idempotency-Key is still being placed; retry shortly",
+                        code="IDEMPOTENCY_IN_PROGRESS",
+                        details={"retry_after": 1},
+                    ) from None
+                await asyncio.sleep(REPLAY_POLL_SECONDS)
+                continue
+            try:
+                return await self._place(user, body, order_id, record_id), False
+            except HubError:
+                # A known outcome with nothing written: the key may be used again.
+                with contextlib.suppress(*UNAVAILABLE_ERRORS):
+                    await self.store.idempotency_keys.forget(record_id, order_id)
+                raise
+
+    async def _replay(self, record: dict[str, Any] | None, digest: str) -> Order | None:
+        """The order an existing record points at, or None when the caller should claim again/wait."""
+        if record is None:
+            return None  # dropped between our insert and our read: claim again
+        if record["body_hash"] != digest:
+            raise Conflict("This Idempotency-Key was used with a different body", code="IDEMPOTENCY_MISMATCH")
+        order = await self.store.orders.get(record["order_id"])
+        if order is not None:
+            return order
+        age_ms = epoch_ms(now()) - int(record.get("created_ms", 0))
+        stale_ms = min(IDEMPOTENCY_TTL_SECONDS * 1000, self._repair_after_ms())
+        if age_ms > stale_ms and await self.store.order_reservations.get(record["order_id"]) is None:
+            # Its placement died and was repaired (or never reserved): free the key.
+            await self.store.idempotency_keys.forget(record["_id"], record["order_id"])
+        return None
+
+    async def _place(self, user: User, body: OrderCreate, order_id: str, record_id: str | None) -> Order:
+        market = await self.store.markets.get(body.market_id)
+        if market is None or not market.is_active:
+            raise NotFound("Market not found")
+        items = await self._priced_items(market, body)
+        lines = [(item.product_id, item.quantity) for item in items]
+        await self._reserve(order_id, lines, record_id)
+        if not await self.store.order_reservations.claim(order_id, state="committed"):
+            # The repair pass judged this placement dead and gave the stock back.
+            raise Unavailable("Placing the order took too long; try again")
+        stamp = now()
+        order = Order(
+            id=order_id,
+            market_id=market.id,
+            customer_id=user.id,
+            items=items,
+            total_cents=sum(item.line_total_cents for item in items),
+            currency=market.currency,
+            status=OrderStatus.PENDING,
+            status_history=[StatusChange(status=OrderStatus.PENDING, at=stamp, by=user.id)],
+            delivery_option=body.delivery_option,
+            payment_method=body.payment_method,
+            delivery_address=body.delivery_address,
+            notes=body.notes,
+            version=1,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        await self.store.orders.insert(order)
+        # From here on the order exists: nothing below may fail the request.
+        await self._settle(order, lines)
+        await self._notify(lambda listener: listener.order_created(order), order)
+        return order
+
+    async def _priced_items(self, market: Market, body: OrderCreate) -> list[OrderItem]:
+        problems: list[dict[str, Any]] = []
+        if body.delivery_option not in market.delivery_options:
+            problems.append(_problem(["body", "delivery_option"], "this market does not offer this delivery option"))
+        if body.payment_method not in market.payment_methods:
+            problems.append(_problem(["body", "payment_method"], "this market does not accept this payment method"))
+        product_ids = [line.product_id.lower() for line in body.items]
+        products = await self.store.products.get_many(product_ids)
+        items: list[OrderItem] = []
+        for index, line in enumerate(body.items):
+            product = products.get(product_ids[index])
+            loc: list[str | int] = ["body", "items", index, "product_id"]
+            if product is None or product.market_id != market.id:
+                problems.append(_problem(loc, "no such product in this market"))
+            elif not product.is_available:
+                problems.append(_problem(loc, "this product is not available"))
+            else:
+                items.append(
+                    OrderItem(
+                        product_id=product.id,
+                        name=product.name,
+                        unit_price_cents=product.price_cents,
+                        quantity=line.quantity,
+                        line_total_cents=product.price_cents * line.quantity,
+                    )
+                )
+        if problems:
+            raise ValidationFailed("The order cannot be placed as asked", details=problems)
+        return items
+
+    async def _reserve(self, order_id: str, lines: list[tuple[str, int]], record_id: str | None) -> None:
+        """Hold every line or none; 409 INSUFFICIENT_STOCK with per-line details otherwise."""
+        reservations, holds = self.store.order_reservations, self.store.order_holds
+        await reservations.open(order_id, lines, record_id)
+        taken: list[tuple[str, int]] = []
+        failed: tuple[str, int] | None = None
+        for product_id, quantity in lines:
+            if not await holds.take(product_id, order_id, quantity):
+                failed = (product_id, quantity)
+                break
+            taken.append((product_id, quantity))
+        if failed is None:
+            return
+        # Still `open`: should this give-back be interrupted, the repair pass finishes it.
+        if not await reservations.claim(order_id, state="repairing"):
+            raise Unavailable("Placing the order took too long; try again")
+        for product_id, quantity in taken:
+            await holds.give_back(product_id, order_id, quantity)
+        await reservations.delete(order_id)
+        available = await holds.available([product_id for product_id, _ in lines])
+        short = [(product_id, quantity) for product_id, quantity in lines if available.get(product_id, 0) < quantity]
+        details = [
+            {"product_id": product_id, "requested": quantity, "available": available.get(product_id, 0)}
+            for product_id, quantity in (short or [failed])
+        ]
+        raise Conflict("Not enough stock for this order", code="INSUFFICIENT_STOCK", details=details)
+
+    async def _settle(self, order: Order, lines: list[tuple[str, int]]) -> None:
+        """After the insert: the held stock becomes the order's, the counters count it."""
+        try:
+            for product_id, _ in lines:
+                await self.store.order_holds.release(product_id, order.id)
+            await self.store.order_reservations.delete(order.id)
+        except Exception:  # the order is written; the repair pass releases the holds later
+            log.warning("releasing holds failed; left to the repair pass", exc_info=True, extra={"order_id": order.id})
+        try:
+            await self.store.markets.add_to_counters(order.market_id, orders=1, revenue_cents=order.total_cents)
+        except Exception:  # never fail a written order on a counter
+            log.exception("market counters not updated", extra={"order_id": order.id, "market_id": order.market_id})
+
+    # Reading
+
+    async def get(self, user: User, order_id: str) -> Order:
+        order = await self.store.orders.get(order_id)
+        if order is None:
+            raise NotFound("Order not found")
+        market = await self.store.markets.get(order.market_id)
+        if not may_see_order(user, order, market):
+            raise NotFound("Order not found")
+        return order
+
+    async def list_orders(self, user: User, query: OrderQuery) -> tuple[list[Order], int]:
+        """A customer's own orders, a market admin's market's orders, or (super_admin) all; newest first."""
+        scope: dict[str, Any] = {}
+        if is_super_admin(user):
+            pass
+        elif user.role is Role.MARKET_ADMIN:
+            market = await self.store.markets.by_owner(user.id)
+            if market is None:
+                return [], 0
+            scope["market_id"] = market.id
+        else:
+            scope["customer_id"] = user.id
+        if query.market_id is not None:
+            market_id = parse_id(query.market_id)
+            if scope.get("market_id", market_id) != market_id:
+                return [], 0
+            scope["market_id"] = market_id
+        if query.status is not None:
+            scope["status"] = query.status.value
+        return await self.store.orders.search(scope, skip=query.skip, limit=query.limit)
+
+    # Moving
+
+    async def change_status(self, user: User, order_id: str, body: OrderStatusChange) -> Order:
+        for _ in range(CAS_ATTEMPTS):
+            order = await self.get(user, order_id)
+            if body.expected_version is not None and body.expected_version != order.version:
+                raise _version_conflict(order)
+            market = await self.store.markets.get(order.market_id)
+            actors = actors_for(user, order, market)
+            if not may_move(order.status, body.status, actors, order.delivery_option):
+                raise Conflict(
+                    f"An order that is {order.status.value} cannot be moved to {body.status.value} by you",
+                    code="INVALID_TRANSITION",
+                    details={
+                        "from": order.status.value,
+                        "to": body.status.value,
+                        "allowed": [
+                            status.value for status in next_statuses(order.status, actors, order.delivery_option)
+                        ],
+                    },
+                )
+            updated = await self._move(order, body.status, by=user.id, reason=body.reason)
+            if updated is not None:
+                return updated
+            if body.expected_version is not None:
+                raise _version_conflict(order)
+            # Someone else moved it first and the caller did not pin a version: judge again.
+        raise Conflict("The order keeps changing; reload it and try again", code="VERSION_CONFLICT")
+
+    async def _move(self, order: Order, target: OrderStatus, *, by: str, reason: str | None) -> Order | None:
+        """One CAS; the winner restocks, corrects the counters and notifies. None: someone else won."""
+        stamp = now()
+        change = StatusChange(status=target, at=stamp, by=by, reason=reason)
+        new = order.model_copy(
+            update={
+                "status": target,
+                "status_history": [*order.status_history, change],
+                "version": order.version + 1,
+                "updated_at": stamp,
+            }
+        )
+        updated = await self.store.orders.replace_if_unchanged(order, new)
+        if updated is None:
+            return None
+        if target in RESTOCKING:
+            await self._restock(updated)
+        await self._notify(lambda listener: listener.order_changed(updated, order.status), updated)
+        return updated
+
+    async def _restock(self, order: Order) -> None:
+        for item in order.items:
+            await self.store.products.return_stock(item.product_id, item.quantity)
+        await self.store.markets.add_to_counters(order.market_id, orders=-1, revenue_cents=-order.total_cents)
+        log.info("order cancelled, stock returned", extra={"order_id": order.id, "by": order.status_history[-1].by})
+
+    async def _notify(self, call: Callable[[OrderListener], Awaitable[None]], order: Order) -> None:
+        for listener in list(self.listeners):
+            try:
+                await call(listener)
+            except Exception:  # a listener never fails the write that already happened
+                self.listener_failures += 1
+                name = type(listener).__name__
+                log.exception("order listener failed", extra={"order_id": order.id, "listener": name})
+
+    # The sweeper
+
+    async def cancel_unconfirmed(self) -> int:
+        """Cancel `pending` orders older than the confirmation timeout; the CAS makes it once-only
+        across instances. Returns how many this call cancelled."""
+        cutoff = epoch_ms(now()) - int(self.confirm_timeout.total_seconds() * 1000)
+        cancelled = 0
+        for order in await self.store.orders.pending_before(cutoff, limit=SWEEP_BATCH):
+            if not may_move(order.status, OrderStatus.CANCELLED, frozenset({Actor.SYSTEM}), order.delivery_option):
+                continue
+            if await self._move(order, OrderStatus.CANCELLED, by=SYSTEM_ACTOR_ID, reason=TIMEOUT_REASON):
+                cancelled += 1
+        if cancelled:
+            log.info("unconfirmed orders cancelled", extra={"count": cancelled})
+        return cancelled
+
+    def _repair_after_ms(self) -> int:
+        return int(self.reservation_repair_after.total_seconds() * 1000)
+
+    async def repair_reservations(self, *, older_than: timedelta | None = None) -> int:
+        """Finish placements that stopped half-way (see the module docstring). Returns how many."""
+        reservations, holds = self.store.order_reservations, self.store.order_holds
+        after_ms = self._repair_after_ms() if older_than is None else int(older_than.total_seconds() * 1000)
+        cutoff = epoch_ms(now()) - after_ms + 1  # reservations made at or before now - after
+        repaired = 0
+        for reservation in await reservations.stale(cutoff, limit=SWEEP_BATCH):
+            order_id = str(reservation["_id"])
+            lines = [(str(line["product_id"]), int(line["quantity"])) for line in reservation["lines"]]
+            state = reservation["state"]
+            if state == "open" and not await reservations.claim(order_id, state="repairing", older_than_ms=cutoff):
+                continue
+            if state == "committed" and await self.store.orders.get(order_id) is not None:
+                for product_id, _ in lines:
+                    await holds.release(product_id, order_id)
+            else:
+                for product_id, quantity in lines:
+                    await holds.give_back(product_id, order_id, quantity)
+                if reservation.get("idempotency_id"):
+                    await self.store.idempotency_keys.forget(reservation["idempotency_id"], order_id)
+                log.warning("interrupted placement repaired", extra={"order_id": order_id, "state": state})
+            await reservations.delete(order_id)
+            repaired += 1
+        return repaired
+
+    async def sweep_once(self) -> None:
+        await self.repair_reservations()
+        await self.cancel_unconfirmed()
+
+    async def run_sweeper(self, interval_seconds: float) -> None:
+        """Forever: sweep, sleep. Errors are logged; the next round tries again."""
+        while True:
+            try:
+                await self.sweep_once()
+            except UNAVAILABLE_ERRORS:
+                log.warning("order sweeper: database unavailable")
+            except Exception:  # the sweeper must outlive any one bad round
+                log.exception("order sweeper round failed")
+            await asyncio.sleep(interval_seconds)
+
+
+def _problem(loc: list[str | int], message: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": message, "type": "value_error"}
+
+
+def _version_conflict(order: Order) -> Conflict:
+    return Conflict(
+        "The order has changed since you read it",
+        code="VERSION_CONFLICT",
+        details={"current_version": order.version, "status": order.status.value},
+    )

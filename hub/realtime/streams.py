@@ -1,0 +1,32 @@
+"""Stream names and the namespace each stream is pushed on: one place for the naming scheme."""
+
+from __future__ import annotations
+
+DASHBOARD = "/dashboard"
+ORDERS = "/orders"
+
+ORDER_CREATED = "order:created"
+ORDER_UPDATED = "order:updated"
+ORDER_EVENTS = frozenset({ORDER_CREATED, ORDER_UPDATED})
+STATS = "stats"
+RESYNC = "resync"
+
+
+def market_stream(market_id: str) -> str:
+    return f"market:{market_id}"
+
+
+def user_stream(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+def market_of(stream: object) -> str | None:
+    """The market id of a `market:{id}` stream (or room), else None."""
+    if isinstance(stream, str) and stream.startswith("market:"):
+        return stream.removeprefix("market:")
+    return None
+
+
+def namespace_of(stream: str) -> str:
+    """Market streams feed dashboards; user streams feed the customer's order tracking."""
+    return DASHBOARD if stream.startswith("market:") else ORDERS
