@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from handlers.http import ApiRoutes, current_user, json_response, list_of, list_response
+from handlers.http import ApiRoutes, current_user, json_response, list_of, list_response, optional_user
 from handlers.keys import catalog_key
 from hub.schemas.catalog import ProductCreate, ProductQuery, ProductUpdate
 from store.models import Product
@@ -21,7 +21,8 @@ async def list_products(request: web.Request, query: ProductQuery) -> web.Respon
 
 @routes.route("GET", "/products/{id}", summary="A product", response=Product, auth=False, errors=(404,))
 async def get_product(request: web.Request) -> web.Response:
-    return json_response(await request.app[catalog_key].product(request.match_info["id"]))
+    viewer = await optional_user(request)
+    return json_response(await request.app[catalog_key].product(request.match_info["id"], viewer=viewer))
 
 
 @routes.route("POST", "/products", summary="Create a product", body=ProductCreate, response=Product, status=201,

@@ -38,6 +38,11 @@ def error_reply(code: str) -> dict[str, Any]:
     return {"error": {"code": code}}
 
 
+def _seq_order(item: tuple[str, Any]) -> float:
+    seq = item[1].get("seq") if isinstance(item[1], dict) else None
+    return seq if isinstance(seq, int) else float("inf")
+
+
 class LiveNamespace(socketio.AsyncNamespace):
     """Base of the hub's namespaces. Subclasses decide who may connect and which streams they
     read (`connect` → `accept`); rooms are the streams, chosen here, never by the client."""
@@ -77,7 +82,7 @@ class LiveNamespace(socketio.AsyncNamespace):
 
     async def accept(self, sid: str, user: User, streams: list[str], auth: ConnectAuth, **session: Any) -> None:
         """Admit the connection to its streams' rooms, holding live deliveries until the events
-        it missed (per `auth.since`) are sent right after the CONNECT (see on_connected)."""
+        it missed (per `auth.since`) are sent right after the CONNECT (see `connected`)."""
         realtime = self.realtime
         await self.save_session(sid, {"user": user, "streams": streams, **session})
         realtime.server.hold(sid)
@@ -122,7 +127,9 @@ class LiveNamespace(socketio.AsyncNamespace):
                 last[stream] = event.seq
             if replay.events:
                 metrics.replays.labels(namespace=self.namespace).inc()
-        for event_name, data in held:
+        # Held events in seq order (concurrent publishes may have emitted them out of it); unsequenced
+        # ones (stats) after them. Anything the replay already sent is dropped.
+        for event_name, data in sorted(held, key=_seq_order):
             if isinstance(data, dict):
                 held_stream, held_seq = data.get("stream"), data.get("seq")
                 if isinstance(held_stream, str) and isinstance(held_seq, int) and held_seq <= last.get(held_stream, -1):

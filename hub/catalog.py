@@ -88,10 +88,15 @@ class Catalog:
 
     # Products
 
-    async def product(self, product_id: str) -> Product:
+    async def product(self, product_id: str, *, viewer: User | None = None) -> Product:
+        """A product of an active market, or one the viewer manages; anything else is not found."""
         product = await self.products.get(product_id)
-        if product is None or not product.market_active:
+        if product is None:
             raise NotFound("Product not found")
+        if not product.market_active:
+            market = await self.markets.get(product.market_id)
+            if viewer is None or market is None or not manages_market(viewer, market):
+                raise NotFound("Product not found")
         return product
 
     async def list_products(self, query: ProductQuery) -> tuple[list[Product], int]:

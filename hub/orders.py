@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -44,7 +44,7 @@ from hub.schemas.orders import OrderCreate, OrderQuery, OrderStatusChange
 from store.client import UNAVAILABLE_ERRORS
 from store.codec import epoch_ms, new_id, now, parse_id
 from store.database import Store
-from store.models import Market, Order, OrderItem, OrderStatus, Role, StatusChange, User
+from store.models import Market, Order, OrderItem, OrderStatus, Product, Role, StatusChange, User
 from store.orders import IDEMPOTENCY_TTL_SECONDS, IdempotencyKeyTaken
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class Orders:
             market_id=market.id,
             customer_id=user.id,
             items=items,
-            total_cents=sum(item.line_total_cents for item in items),
+            total_cents=order_total(items),
             currency=market.currency,
             status=OrderStatus.PENDING,
             status_history=[StatusChange(status=OrderStatus.PENDING, at=stamp, by=user.id)],
@@ -177,7 +177,7 @@ class Orders:
             problems.append(_problem(["body", "payment_method"], "this market does not accept this payment method"))
         product_ids = [line.product_id.lower() for line in body.items]
         products = await self.store.products.get_many(product_ids)
-        items: list[OrderItem] = []
+        priced: list[tuple[Product, int]] = []
         for index, line in enumerate(body.items):
             product = products.get(product_ids[index])
             loc: list[str | int] = ["body", "items", index, "product_id"]
@@ -186,18 +186,10 @@ class Orders:
             elif not product.is_available:
                 problems.append(_problem(loc, "this product is not available"))
             else:
-                items.append(
-                    OrderItem(
-                        product_id=product.id,
-                        name=product.name,
-                        unit_price_cents=product.price_cents,
-                        quantity=line.quantity,
-                        line_total_cents=product.price_cents * line.quantity,
-                    )
-                )
+                priced.append((product, line.quantity))
         if problems:
             raise ValidationFailed("The order cannot be placed as asked", details=problems)
-        return items
+        return price_lines(priced)
 
     async def _reserve(self, order_id: str, lines: list[tuple[str, int]], record_id: str | None) -> None:
         """Hold every line or none; 409 INSUFFICIENT_STOCK with per-line details otherwise."""
@@ -393,6 +385,24 @@ class Orders:
             except Exception:  # the sweeper must outlive any one bad round
                 log.exception("order sweeper round failed")
             await asyncio.sleep(interval_seconds)
+
+
+def price_lines(lines: Sequence[tuple[Product, int]]) -> list[OrderItem]:
+    """Order lines at the products' current prices: integer minor units, exact."""
+    return [
+        OrderItem(
+            product_id=product.id,
+            name=product.name,
+            unit_price_cents=product.price_cents,
+            quantity=quantity,
+            line_total_cents=product.price_cents * quantity,
+        )
+        for product, quantity in lines
+    ]
+
+
+def order_total(items: Sequence[OrderItem]) -> int:
+    return sum(item.line_total_cents for item in items)
 
 
 def _problem(loc: list[str | int], message: str) -> dict[str, Any]:

@@ -237,3 +237,9 @@ async def set_order_status(client: TestClient, actor: Account, order_id: str, st
 
 # Multi-process fixtures (real hub processes, a private redis-server): see tests/processes.py.
 from tests.processes import hubs, private_redis  # noqa: E402, F401
+
+
+async def stock_of(client: TestClient, product_id: str, headers: dict[str, str] | None = None) -> int:
+    response = await client.get(f"/api/v1/products/{product_id}", headers=headers)
+    assert response.status == 200, await response.text()
+    return int((await response.json())["stock"])

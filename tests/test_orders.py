@@ -23,12 +23,8 @@ from tests.conftest import (
     place_order,
     set_order_status,
     sign_up,
+    stock_of,
 )
-
-
-async def stock_of(client: TestClient, product_id: str) -> int:
-    response = await client.get(f"/api/v1/products/{product_id}")
-    return int((await response.json())["stock"])
 
 
 async def market_counters(client: TestClient, market_id: str) -> tuple[int, int]:
@@ -137,7 +133,7 @@ async def test_market_and_product_rules(client: TestClient, shop: dict[str, Any]
     await expect_error(
         await place_order(client, customer, market_id, [(apples, 1)], payment_method="card"), 404, "NOT_FOUND"
     )
-    assert await stock_of(client, apples) == 20
+    assert await stock_of(client, apples, shop["owner"].headers) == 20
     bad_id = await place_order(client, customer, market_id, [("nope", 1)], payment_method="card")
     await expect_error(bad_id, 400, "BAD_REQUEST")
     anonymous = Account(id="", email="", role="customer", token="", user={})

@@ -7,13 +7,7 @@ import uuid
 
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import expect_error, make_market, make_product, place_order, sign_up
-
-
-async def stock_of(client: TestClient, product_id: str) -> int:
-    response = await client.get(f"/api/v1/products/{product_id}")
-    assert response.status == 200
-    return int((await response.json())["stock"])
+from tests.conftest import expect_error, make_market, make_product, place_order, sign_up, stock_of
 
 
 async def test_thirty_orders_for_ten_in_stock(client: TestClient) -> None:

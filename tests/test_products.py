@@ -205,3 +205,15 @@ async def test_products_follow_their_market(client: TestClient) -> None:
     listed = await client.get("/api/v1/products", params={"market_id": market["id"]})
     assert (await listed.json(), listed.headers["X-Total-Count"]) == ([], "0")
     await expect_error(await client.get(f"/api/v1/products/{product['id']}"), 404, "NOT_FOUND")
+
+
+async def test_the_manager_still_sees_products_of_a_deactivated_market(client: TestClient) -> None:
+    owner = await sign_up(client, "market_admin")
+    market = await make_market(client, owner)
+    product = await make_product(client, owner, market["id"])
+    assert (await client.delete(f"/api/v1/markets/{market['id']}", headers=owner.headers)).status == 204
+    seen = await client.get(f"/api/v1/products/{product['id']}", headers=owner.headers)
+    assert seen.status == 200
+    stranger = await sign_up(client, "market_admin")
+    unseen = await client.get(f"/api/v1/products/{product['id']}", headers=stranger.headers)
+    await expect_error(unseen, 404, "NOT_FOUND")

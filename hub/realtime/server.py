@@ -183,8 +183,9 @@ class HubServer(socketio.AsyncServer):
         packet needs the stock path (binary attachments)."""
         for observer in self.emit_observers:
             observer(event, data, namespace, room)
-        if namespace not in self.manager.rooms:
-            return True
+        rooms = self.manager.rooms.get(namespace)
+        if not rooms or (isinstance(room, str) and room not in rooms):
+            return True  # nobody here: not even an encode (Redis brings every market's events to every instance)
         frame = self._frame(namespace, event, data)
         if frame is None:
             return False
