@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import OperationFailure
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from store.client import Database
 from store.codec import epoch_ms, now
@@ -50,11 +50,19 @@ class EventLog:
             await self.history.create_index("created_at", expireAfterSeconds=ttl, name=TTL_INDEX)
 
     async def next_seq(self, stream: str) -> int:
-        document = await self.counters.find_one_and_update(
-            {"_id": stream}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-        )
-        assert document is not None
-        return int(document["seq"])
+        for attempt in range(2):
+            try:
+                document = await self.counters.find_one_and_update(
+                    {"_id": stream}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+                )
+            except DuplicateKeyError:
+                # Two first events of a stream upserted at once; the counter exists now.
+                if attempt:
+                    raise
+                continue
+            assert document is not None
+            return int(document["seq"])
+        raise AssertionError("unreachable")
 
     async def current_seq(self, stream: str) -> int:
         document = await self.counters.find_one({"_id": stream})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -81,7 +82,7 @@ async def open_realtime(
         listener = getattr(manager, "thread", None)
         if listener is not None:
             listener.cancel()
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await listener
         redis = getattr(manager, "redis", None)
         if redis is not None:
