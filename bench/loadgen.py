@@ -125,6 +125,9 @@ class Histogram:
 # ---------------------------------------------------------------------------------------------------------
 # Per-process recording
 
+# Only these are deliveries: `stats` and other pushes are counted in by_event, never as deliveries.
+ORDER_EVENT_NAMES = frozenset({"order:created", "order:updated"})
+
 
 @dataclass(frozen=True)
 class ClientSpec:
@@ -140,6 +143,7 @@ class Recorder:
     """Aggregates everything the clients of one process see."""
 
     received: int = 0
+    order_events: int = 0  # order:created / order:updated only (not stats), duplicates excluded
     by_event: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     out_of_order: int = 0
@@ -153,6 +157,10 @@ class Recorder:
     recv_times: defaultdict[int, defaultdict[str, array[float]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(lambda: array("d")))
     )
+
+    def reset(self) -> None:
+        """Start counting afresh (between load phases on the same connections)."""
+        self.__init__()  # type: ignore[misc]
 
     def on_event(self, client: SioClient, name: str, payload: Any, t: float) -> None:
         """Record one event received by ``client`` (which keeps its per-stream last seq and holes).
@@ -186,6 +194,9 @@ class Recorder:
                     last_seq[stream] = seq
             else:
                 last_seq[stream] = seq
+        if name not in ORDER_EVENT_NAMES:
+            return
+        self.order_events += 1
         order = payload.get("order")
         if isinstance(order, dict):
             oid = order.get("id")
@@ -558,7 +569,20 @@ async def _worker_async(conn: Connection, specs: list[ClientSpec], opts: dict[st
                 report["cpu_s"] = _cpu_seconds() - cpu0
                 conn.send(("connected", report))
             elif op == "count":
-                conn.send(("count", group.rec.received, _cpu_seconds()))
+                conn.send(("count", group.rec.order_events, _cpu_seconds()))
+            elif op == "phase":
+                # aggregates of the load phase that just ended; the connections stay open
+                sent_at = cmd[1]
+                result = group.result(sent_at)
+                result["cpu_s_total"] = _cpu_seconds()
+                result["cpu_s_before_close"] = result["cpu_s_total"]
+                result["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                ended = [c for c in group.clients if c.task is not None and c.task.done()]
+                result["ended_early"] = {"closed during the phase": len(ended)} if ended else {}
+                group.rec.reset()
+                for c in group.clients:
+                    c.holes.clear()
+                conn.send(("result", result))
             elif op == "finish":
                 sent_at: Mapping[str, float] = cmd[1]
                 cpu_before_close = _cpu_seconds()
@@ -675,6 +699,15 @@ class WorkerPool:
         results = [(await self._recv(w, timeout))[1] for w in self.workers]
         for w in self.workers:
             w.proc.join(10)
+        return merge_results(results)
+
+    async def phase_result(self, sent_at: Mapping[str, float], timeout: float = 120.0) -> dict[str, Any]:
+        """The merged aggregates of the phase that just ended (latencies against ``sent_at``); the
+        workers then count afresh on the same connections."""
+        payload = dict(sent_at)
+        for w in self.workers:
+            w.conn.send(("phase", payload))
+        results = [(await self._recv(w, timeout))[1] for w in self.workers]
         return merge_results(results)
 
     def terminate(self) -> None:

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-_PRODUCTS: list[tuple[str, int]] = [
+PRODUCTS: list[tuple[str, int]] = [
     ("Tomatoes 1 kg", 349),
     ("Sourdough bread", 420),
     ("Free-range eggs (10)", 389),
@@ -29,7 +29,7 @@ def make_order(market_id: str, rng: random.Random | None = None, now: float | No
     r = rng or random
     ts = time.time() if now is None else now
     items: list[dict[str, Any]] = []
-    for name, price in r.sample(_PRODUCTS, r.randint(2, 3)):
+    for name, price in r.sample(PRODUCTS, r.randint(2, 3)):
         qty = r.randint(1, 5)
         items.append(
             {

@@ -4,8 +4,8 @@ machine, and the background sweeper (confirmation timeout, repair of interrupted
 Placing an order, in order of writes (no transactions; store/orders.py explains why each step is
 crash safe):
   idempotency record (when a key is given) → reservation → one hold per line (conditional
-  `$inc` on the product) → claim the reservation → insert the order → release holds, delete the
-  reservation, add to the market's counters → tell the listeners.
+  `$inc` on the product) → claim the reservation → insert the order → tell the listeners →
+  release holds, delete the reservation, add to the market's counters.
 A failed line gives back the lines already held before answering 409 INSUFFICIENT_STOCK. A crash
 anywhere before the order insert leaves an open (or claimed, orderless) reservation whose holds
 the sweeper gives back once it is older than `reservation_repair_after`.
@@ -164,9 +164,11 @@ class Orders:
             updated_at=stamp,
         )
         await self.store.orders.insert(order)
-        # From here on the order exists: nothing below may fail the request.
-        await self._settle(order, lines)
+        # From here on the order exists: nothing below may fail the request. Its event goes first:
+        # the order can be moved as soon as it is inserted, and that move's event must not be
+        # numbered before this one (the settling writes below take several round trips).
         await self._notify(lambda listener: listener.order_created(order), order)
+        await self._settle(order, lines)
         return order
 
     async def _priced_items(self, market: Market, body: OrderCreate) -> list[OrderItem]:

@@ -6,12 +6,19 @@ counter, write the event to the history, then emit it to the stream's room (thro
 every instance when configured; in the hub through a BackgroundEmitter, so the request waits for
 the history write only). Nothing here raises into the request that made the change: a
 failure is logged and counted, and the history lets clients recover what they missed.
+
+Two publishes to one stream on one instance run concurrently (two requests): the one with the
+higher seq may finish its history write first. Emitting it at once would show clients a gap
+(and make them replay), so a stream's events leave an instance in seq order: an event waits
+until every lower seq this instance took for the stream is emitted or given up on. The request
+never waits for that: it only queues.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -78,6 +85,10 @@ class BackgroundEmitter:
             observer(event)
 
 
+# An event ready to go out, or None when its seq was given up on (not stored).
+_Ready = tuple[str, dict[str, Any]] | None
+
+
 class Publisher:
     def __init__(self, events: EventLog, emitter: Emitter) -> None:
         self.events = events
@@ -86,6 +97,11 @@ class Publisher:
         self.failures = 0
         self.published_observers: list[Callable[[str], None]] = []
         self.failure_observers: list[Callable[[str], None]] = []
+        # Per stream: the seqs this instance took and has not emitted yet (a heap), those of them
+        # that are ready, and whether an emit loop for the stream is running.
+        self._taken: dict[str, list[int]] = {}
+        self._ready: dict[str, dict[int, _Ready]] = {}
+        self._emitting: set[str] = set()
 
     async def order_created(self, order: Order) -> None:
         await self._order_event(ORDER_CREATED, order, {})
@@ -104,20 +120,50 @@ class Publisher:
         """Number, store and emit one event; its seq, or None when it could not be stored."""
         try:
             seq = await self.events.next_seq(stream)
-            payload = {"stream": stream, "seq": seq, **body}
-            await self.events.append(stream, seq, event, payload)
         except Exception:  # noqa: BLE001 - publishing never fails the caller's write
             self._failed(event, stream, "store")
             return None
+        heapq.heappush(self._taken.setdefault(stream, []), seq)
+        ready: _Ready = None
+        try:
+            payload = {"stream": stream, "seq": seq, **body}
+            await self.events.append(stream, seq, event, payload)
+            ready = (event, payload)
+        except Exception:  # noqa: BLE001 - publishing never fails the caller's write
+            self._failed(event, stream, "store")
+        finally:
+            # Also when cancelled: a seq left pending would hold up the stream's later events.
+            self._ready.setdefault(stream, {})[seq] = ready
+        await self._emit_in_order(stream)
+        return seq if ready is not None else None
+
+    async def _emit_in_order(self, stream: str) -> None:
+        """Emit the stream's ready events while the lowest seq taken here is among them. One loop
+        per stream: a publish that finds it running leaves its event to it."""
+        if stream in self._emitting:
+            return
+        self._emitting.add(stream)
+        try:
+            taken, ready = self._taken[stream], self._ready[stream]
+            while taken and taken[0] in ready:
+                item = ready.pop(heapq.heappop(taken))
+                if item is not None:
+                    await self._emit(stream, *item)
+        finally:
+            self._emitting.discard(stream)
+            if not self._taken.get(stream):
+                self._taken.pop(stream, None)
+                self._ready.pop(stream, None)
+
+    async def _emit(self, stream: str, event: str, payload: dict[str, Any]) -> None:
         try:
             await self.emitter.emit(event, payload, namespace=namespace_of(stream), room=stream)
         except Exception:  # noqa: BLE001 - stored already: clients recover it from the history
             self._failed(event, stream, "emit")
-            return seq
+            return
         self.published += 1
         for observer in self.published_observers:
             observer(event)
-        return seq
 
     def _failed(self, event: str, stream: str, step: str) -> None:
         self.failures += 1

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import engineio
 import socketio
 from aiohttp import web
+from engineio import async_socket as eio_async_socket
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
@@ -41,6 +42,8 @@ REDIS_CONNECT_TIMEOUT_SECONDS = 2
 EmitObserver = Callable[[str, Any, str, Any], None]
 # Event names the server itself raises; a client sending them is ignored.
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
+# Socket.IO packet types BINARY_EVENT and BINARY_ACK, as the first character of a text packet.
+BINARY_PACKET_TYPES = frozenset({str(sio_packet.BINARY_EVENT), str(sio_packet.BINARY_ACK)})
 
 
 class TokenBucket:
@@ -145,14 +148,105 @@ def websocket_text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
+class LeanSocket(eio_async_socket.AsyncSocket):
+    """engineio's socket with fewer tasks per connection (memory per idle dashboard): the next
+    ping waits on a timer, not in a sleeping task, and a WebSocket's reader waits for its next
+    message under a timeout instead of in a new task per message. Same packets on the wire."""
+
+    def schedule_ping(self) -> None:
+        if self.last_ping:  # type: ignore[has-type]  # engineio's untyped attribute
+            self.last_ping = None
+            asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping_due)
+
+    def _ping_due(self) -> None:
+        if not self.closing and not self.closed:
+            self.server.start_background_task(self._send_ping_now)
+
+    async def _send_ping_now(self) -> None:
+        self.last_ping = time.time()  # type: ignore[assignment]  # engineio's untyped attribute
+        await self.send(eio_packet.Packet(eio_packet.PING))
+
+    async def _websocket_handler(self, ws: Any) -> Any:
+        if self.connected:  # type: ignore[has-type]  # engineio's untyped attribute
+            # An upgrade from long-polling: engineio's own path (rare; the dashboards use WebSocket).
+            return await super()._websocket_handler(ws)
+        self.connected = True
+        self.upgraded = True
+        server = self.server
+        max_size = server.max_http_buffer_size
+        idle = server.ping_interval + server.ping_timeout
+        writer = asyncio.ensure_future(self._write_loop(ws))
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(idle):
+                        data = await ws.wait()
+                except (Exception, asyncio.CancelledError):  # noqa: BLE001
+                    # Closed, timed out, broken, or cancelled by aiohttp when the peer went away (a
+                    # cut slow client): the connection ends and is closed below, as engineio does.
+                    break
+                if data is None:
+                    break
+                if len(data) > max_size:
+                    break
+                try:
+                    packet = eio_packet.Packet(encoded_packet=data)
+                except (ValueError, IndexError):  # not an Engine.IO packet: the connection ends
+                    log.warning("socket packet refused; disconnecting", extra={"why": "not an Engine.IO packet"})
+                    break
+                try:
+                    await self.receive(packet)
+                except engineio.exceptions.SocketIsClosedError:
+                    break
+                except engineio.exceptions.UnknownPacketError:
+                    pass
+                except Exception:
+                    log.exception("engine.io receive error")
+        finally:
+            await self.queue.put(None)  # lets the writer end
+            await writer
+        await self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+
+    async def _write_loop(self, ws: Any) -> None:
+        while True:
+            try:
+                packets = await self.poll()
+            except engineio.exceptions.QueueEmpty:
+                break
+            if not packets:
+                break
+            try:
+                for pkt in packets:
+                    await ws.send(pkt.encode())
+            except Exception:  # noqa: BLE001 - the peer is gone: stop writing
+                break
+        await ws.close()
+
+
 class HubEngineServer(engineio.AsyncServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         drivers: dict[str, Any] = getattr(self, "_async")  # noqa: B009 - untyped attribute of engineio
         self._async = {**drivers, "websocket": TrackedWebSocket}
 
+    async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "connect" and args:
+            # engineio makes its AsyncSocket itself, just before this event: make it a LeanSocket.
+            socket = self.sockets.get(args[0])
+            if type(socket) is eio_async_socket.AsyncSocket:
+                socket.__class__ = LeanSocket
+        return await super()._trigger_event(event, *args, **kwargs)
+
     def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue:
         return PacketQueue()
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        # engineio's long-polling POST looks a session up after checking that it exists: one
+        # closed in between (e.g. cut for a malformed packet) raises KeyError, which would answer 500.
+        try:
+            return await super().handle_request(*args, **kwargs)
+        except KeyError:
+            return web.json_response("Session is disconnected", status=400)
 
 
 class ConnectedHook(Protocol):
@@ -315,18 +409,36 @@ class HubServer(socketio.AsyncServer):
             hook: ConnectedHook = handler
             await hook.connected(sid)
 
-    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
-        if not data or not isinstance(data[0], str) or data[0] in RESERVED_EVENTS:
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """Every Socket.IO packet a client sends passes here. The hub's clients send text only:
+        a binary event (or attachment) would be buffered for as many attachments as it claims
+        before any limit applies, so it ends the connection, like a packet that does not decode
+        (python-socketio would log a traceback for each and keep the connection). Every packet,
+        CONNECT included, counts against the connection's rate limit: past it, disconnected."""
+        if eio_sid in self._cutting:
             return
-        # Checked before python-socketio spawns the handler's task: a flood costs no tasks.
+        socket = self.eio.sockets.get(eio_sid)
+        if not isinstance(data, str) or data[:1] in BINARY_PACKET_TYPES:
+            self._drop(eio_sid, socket, "binary Socket.IO packet refused")
+            return
         bucket = self._buckets.get(eio_sid)
         if bucket is None:
             bucket = self._buckets[eio_sid] = TokenBucket(self.events_per_second, self.events_burst)
         if not bucket.take():
-            socket = self.eio.sockets.get(eio_sid)
-            if socket is not None and eio_sid not in self._cutting:
-                log.warning("socket event rate exceeded; disconnecting", extra={"namespace": namespace})
-                self._cut(eio_sid, socket)
+            self._drop(eio_sid, socket, "socket event rate exceeded")
+            return
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except ValueError:  # orjson.JSONDecodeError included: a packet that does not decode
+            self._drop(eio_sid, socket, "malformed Socket.IO packet")
+
+    def _drop(self, eio_sid: str, socket: Any, why: str) -> None:
+        if socket is not None and eio_sid not in self._cutting:
+            log.warning("socket packet refused; disconnecting", extra={"why": why})
+            self._cut(eio_sid, socket)
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
+        if not data or not isinstance(data[0], str) or data[0] in RESERVED_EVENTS:
             return
         await super()._handle_event(eio_sid, namespace, id, data)
 
@@ -365,13 +477,59 @@ class HubManager(LocalFanout):
     """In-process fan-out (no Redis): one instance."""
 
 
+def _string_field(message: bytes, key: bytes, following: bytes) -> str | None:
+    """The plain string value of the LAST `key` in a JSON object, if the next key is `following`;
+    None for null, escapes, or any other shape (the caller then decodes the whole message)."""
+    start = message.rfind(key)
+    if start < 0:
+        return None
+    start += len(key)
+    if message[start : start + 1] != b'"':
+        return None
+    end = message.find(b'"', start + 1)
+    if end < 0 or not message.startswith(following, end + 1):
+        return None
+    value = message[start + 1 : end]
+    if b"\\" in value:
+        return None
+    return value.decode()
+
+
 class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
-    """Redis fan-out between instances; counts the publishes python-socketio gives up on."""
+    """Redis fan-out between instances; counts the publishes python-socketio gives up on.
+
+    Every instance receives every instance's events. An emit for a room with no client here (a
+    market nobody watches on this instance, a customer connected elsewhere) is dropped before it
+    is decoded, and so is this instance's own emit coming back (delivered locally already)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.publish_failures = 0
         self.publish_failure_observers: list[Callable[[], None]] = []
+        self.skipped_messages = 0
+        self._own_tail = f'"host_id":"{self.host_id}"}}'.encode()
+
+    async def _listen(self) -> Any:
+        async for message in super()._listen():
+            if self.wanted(message):
+                yield message
+            else:
+                self.skipped_messages += 1
+
+    def wanted(self, message: Any) -> bool:
+        """Whether a pub/sub message may concern this instance, judged from its bytes. Relies on
+        the layout python-socketio publishes (`{"method":"emit",…,"data":…,"namespace":…,
+        "room":…,"skip_sid":…,"callback":…,"host_id":…}`: `data` precedes `namespace`, so the last
+        `"room"` key is the message's own); anything else is decoded as usual."""
+        if not isinstance(message, bytes) or not message.startswith(b'{"method":"emit"'):
+            return True
+        if message.endswith(self._own_tail):
+            return False
+        namespace = _string_field(message, b',"namespace":', b',"room":')
+        room = _string_field(message, b',"room":', b',"skip_sid":')
+        if namespace is None or room is None:
+            return True
+        return bool(self.rooms.get(namespace, {}).get(room))
 
     async def _publish(self, data: Any) -> Any:
         result = await super()._publish(data)

@@ -82,7 +82,7 @@ const en = {
   "track.placed": "Placed {time}",
   "track.items": "Items",
   "track.total": "Total",
-  "track.delivery": "Delivery",
+  "track.delivery": "Handover",
 
   "delivery.pickup": "Pickup",
   "delivery.delivery": "Delivery",
