@@ -363,6 +363,7 @@ class ClientGroup:
         self.connect_hist = Histogram()
         self.connected_by: Counter[tuple[int, str]] = Counter()  # (group, market_id) -> connected
         self.ended_early: Counter[str] = Counter()
+        self.deflate_negotiated = 0  # connections on which the server accepted permessage-deflate
         self.connect_started = 0.0
         self.connect_done = 0.0
         self._session: aiohttp.ClientSession | None = None
@@ -383,6 +384,8 @@ class ClientGroup:
                     self.connect_errors[str(exc)[:200]] += 1
                     return
                 self.connect_hist.add((time.perf_counter() - t0) * 1000.0)
+            if client.ws is not None and client.ws.compress:
+                self.deflate_negotiated += 1
             self.clients.append(client)
             self.connected_by[(spec.group, str(spec.auth.get("market_id")))] += 1
             client.task = asyncio.create_task(client.listen())
@@ -418,6 +421,7 @@ class ClientGroup:
             "connect_done": self.connect_done,
             "connect_hist": self.connect_hist.to_wire(),
             "connected_by": [[g, m, n] for (g, m), n in self.connected_by.items()],
+            "deflate_negotiated": self.deflate_negotiated,
         }
 
     def result(self, sent_at: Mapping[str, float]) -> dict[str, Any]:
@@ -519,6 +523,16 @@ def _cpu_seconds() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def _reply(conn: Connection, message: tuple[Any, ...]) -> None:
+    """Send to the parent. The loop watches the pipe for reading, which leaves it non-blocking: a
+    reply bigger than the pipe's buffer would fail half-written, so write this one blocking."""
+    os.set_blocking(conn.fileno(), True)
+    try:
+        conn.send(message)
+    finally:
+        os.set_blocking(conn.fileno(), False)
+
+
 def _worker_main(conn: Connection, specs: list[ClientSpec], opts: dict[str, Any]) -> None:
     """Entry point of a worker process: its own (uv)loop, commands and replies over ``conn``."""
     try:
@@ -540,9 +554,13 @@ async def _worker_async(conn: Connection, specs: list[ClientSpec], opts: dict[st
     inbox: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
 
     def readable() -> None:
+        # Blocking while reading: a command bigger than the pipe's buffer (the send times of a long
+        # phase) arrives in several pieces, and a non-blocking read would fail between them.
+        os.set_blocking(conn.fileno(), True)
         try:
             while conn.poll():
                 inbox.put_nowait(conn.recv())
+            os.set_blocking(conn.fileno(), False)
         except (EOFError, OSError):
             loop.remove_reader(conn.fileno())
             inbox.put_nowait(None)
@@ -555,7 +573,7 @@ async def _worker_async(conn: Connection, specs: list[ClientSpec], opts: dict[st
         connect_timeout=float(opts.get("connect_timeout", 20.0)),
         compress=bool(opts.get("compress", False)),
     )
-    conn.send(("ready", os.getpid()))
+    _reply(conn, ("ready", os.getpid()))
     try:
         while True:
             cmd = await inbox.get()
@@ -567,9 +585,9 @@ async def _worker_async(conn: Connection, specs: list[ClientSpec], opts: dict[st
                 await group.connect_all()
                 report = group.connect_report()
                 report["cpu_s"] = _cpu_seconds() - cpu0
-                conn.send(("connected", report))
+                _reply(conn, ("connected", report))
             elif op == "count":
-                conn.send(("count", group.rec.order_events, _cpu_seconds()))
+                _reply(conn, ("count", group.rec.order_events, _cpu_seconds()))
             elif op == "phase":
                 # aggregates of the load phase that just ended; the connections stay open
                 sent_at = cmd[1]
@@ -582,7 +600,7 @@ async def _worker_async(conn: Connection, specs: list[ClientSpec], opts: dict[st
                 group.rec.reset()
                 for c in group.clients:
                     c.holes.clear()
-                conn.send(("result", result))
+                _reply(conn, ("result", result))
             elif op == "finish":
                 sent_at: Mapping[str, float] = cmd[1]
                 cpu_before_close = _cpu_seconds()
@@ -591,7 +609,7 @@ async def _worker_async(conn: Connection, specs: list[ClientSpec], opts: dict[st
                 result["cpu_s_total"] = _cpu_seconds()
                 result["cpu_s_before_close"] = cpu_before_close
                 result["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                conn.send(("result", result))
+                _reply(conn, ("result", result))
                 return
     finally:
         loop.remove_reader(conn.fileno())
@@ -676,6 +694,7 @@ class WorkerPool:
             "clients": sum(r["clients"] for r in reports),
             "connected": sum(r["connected"] for r in reports),
             "failed": sum(r["failed"] for r in reports),
+            "deflate_negotiated": sum(int(r.get("deflate_negotiated", 0)) for r in reports),
             "connect_errors": dict(errors),
             "time_to_connect_all_s": round(max(r["connect_done"] for r in reports) - t_go, 3),
             "per_client_connect": hist.summary(),

@@ -1,8 +1,9 @@
 """Plot a matrix run: deliveries/s and p99 latency against the order rate R, hub vs baseline, per N.
 
-    python -m bench.plot [bench/results/matrix-….json] [-o bench/results/latest.png]
+    python -m bench.plot [bench/results/matrix-….json …] [-o bench/results/latest.png]
 
-Without a file it takes the newest ``bench/results/matrix-*.json``.
+The cells of all files given are drawn together (e.g. one sweep per N); without a file, the newest
+``bench/results/matrix-*.json``.
 """
 
 from __future__ import annotations
@@ -74,12 +75,13 @@ def plot(matrix: dict[str, Any], out: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("matrix", nargs="?", type=Path)
+    p.add_argument("matrix", nargs="*", type=Path)
     p.add_argument("-o", "--out", type=Path, default=RESULTS_DIR / "latest.png")
     args = p.parse_args(argv)
-    path = args.matrix or newest_matrix()
-    matrix = json.loads(path.read_text())
-    title = f"{path.name}: 2 hub/baseline instances + Redis (+ nx-27017 for the hub) + load generator, 2 cores"
+    paths = args.matrix or [newest_matrix()]
+    matrix = {"cells": [cell for path in paths for cell in json.loads(path.read_text())["cells"]]}
+    names = ", ".join(path.name for path in paths)
+    title = f"{names}\n2 instances + Redis (+ nx-27017 for the hub) + load generator on one 2-core machine"
     plot(matrix, args.out, title)
     print(f"wrote {args.out}")
 

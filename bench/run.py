@@ -640,6 +640,11 @@ async def run_matrix(args: argparse.Namespace) -> dict[str, Any]:
                     r = await load_phase(bench, float(rate), args.duration)
                     cells.append(r)
                     print(json.dumps(brief(r)), file=sys.stderr, flush=True)
+                    if not args.no_save:  # a long sweep keeps what it measured, whatever happens next
+                        RESULTS_DIR.mkdir(exist_ok=True)
+                        partial = RESULTS_DIR / f"matrix-partial{'-' + args.tag if args.tag else ''}.jsonl"
+                        with partial.open("a") as f:
+                            f.write(json.dumps(brief(r)) + "\n")
             finally:
                 await teardown(bench)
     sat: dict[str, dict[str, Any]] = {}

@@ -87,7 +87,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     async with open_realtime(settings, app[socketio_key], store.db, stats_source, app[metrics_key]) as realtime:
         app[realtime_key] = realtime
         app[socketio_key].emit_observers.append(app[metrics_key].count_delivery)
-        app[orders_key].add_listener(realtime.publisher)
+        app[orders_key].set_publisher(realtime.publisher)
         yield
 
 

@@ -4,8 +4,9 @@ machine, and the background sweeper (confirmation timeout, repair of interrupted
 Placing an order, in order of writes (no transactions; store/orders.py explains why each step is
 crash safe):
   idempotency record (when a key is given) → reservation → one hold per line (conditional
-  `$inc` on the product) → claim the reservation → insert the order → tell the listeners →
-  release holds, delete the reservation, add to the market's counters.
+  `$inc` on the product) → claim the reservation → insert the order (with its `order:created`
+  in the order's outbox) → publish the outbox → tell the listeners → release holds, delete the
+  reservation, add to the market's counters.
 A failed line gives back the lines already held before answering 409 INSUFFICIENT_STOCK. A crash
 anywhere before the order insert leaves an open (or claimed, orderless) reservation whose holds
 the sweeper gives back once it is older than `reservation_repair_after`.
@@ -22,6 +23,12 @@ with `details.retry_after` (seconds).
 Transitions are a compare-and-swap on (status, version): `find_one_and_replace` of the whole
 document, so exactly one of any racing writers wins; only the winner restocks a cancellation,
 corrects the market's counters and notifies listeners.
+
+Events (a transactional outbox inside the order document; store/orders.py): the write that
+changes an order also records its event in the order's `outbox`, carrying over earlier ones not
+yet cleared. After the write the publisher stores and emits the outbox (idempotently, oldest
+version first) and the outbox is cleared. A process killed in between leaves the events in the
+document; the sweeper's repair pass publishes them once they are OUTBOX_REPAIR_AFTER old.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -44,7 +51,7 @@ from hub.schemas.orders import OrderCreate, OrderQuery, OrderStatusChange
 from store.client import UNAVAILABLE_ERRORS
 from store.codec import epoch_ms, new_id, now, parse_id
 from store.database import Store
-from store.models import Market, Order, OrderItem, OrderStatus, Product, Role, StatusChange, User
+from store.models import Market, Order, OrderItem, OrderStatus, PendingEvent, Product, Role, StatusChange, User
 from store.orders import IDEMPOTENCY_TTL_SECONDS, IdempotencyKeyTaken
 
 log = logging.getLogger(__name__)
@@ -54,6 +61,16 @@ REPLAY_POLL_SECONDS = 0.05
 CAS_ATTEMPTS = 5
 SWEEP_BATCH = 100
 TIMEOUT_REASON = "timeout"
+# A live writer publishes its events milliseconds after its write; even with the database at its
+# timeout (5 s a step) it is done or has given up well within this. Older ones were left by a
+# process that died (or gave up): the repair pass publishes them. Clients see them this late.
+OUTBOX_REPAIR_AFTER = timedelta(seconds=10)
+
+
+class OrderEventPublisher(Protocol):
+    """Publishes the events in an order's outbox (hub/realtime/publisher.py)."""
+
+    async def publish_pending(self, order: Order, *, fresh_version: int | None) -> bool: ...
 
 
 def body_hash(body: OrderCreate) -> str:
@@ -74,16 +91,23 @@ class Orders:
         *,
         confirm_timeout: timedelta,
         reservation_repair_after: timedelta = timedelta(seconds=60),
+        outbox_repair_after: timedelta = OUTBOX_REPAIR_AFTER,
         listeners: list[OrderListener] | None = None,
     ) -> None:
         self.store = store
         self.confirm_timeout = confirm_timeout
         self.reservation_repair_after = reservation_repair_after
+        self.outbox_repair_after = outbox_repair_after
         self.listeners: list[OrderListener] = list(listeners or [])
         self.listener_failures = 0
+        # Without one (no realtime), events stay in the outboxes until an instance with one repairs them.
+        self.publisher: OrderEventPublisher | None = None
 
     def add_listener(self, listener: OrderListener) -> None:
         self.listeners.append(listener)
+
+    def set_publisher(self, publisher: OrderEventPublisher) -> None:
+        self.publisher = publisher
 
     # Placing
 
@@ -162,11 +186,13 @@ class Orders:
             version=1,
             created_at=stamp,
             updated_at=stamp,
+            outbox=[PendingEvent(name="order:created", version=1)],
         )
         await self.store.orders.insert(order)
         # From here on the order exists: nothing below may fail the request. Its event goes first:
-        # the order can be moved as soon as it is inserted, and that move's event must not be
-        # numbered before this one (the settling writes below take several round trips).
+        # the order can be moved as soon as it is inserted, and a move waits a moment for this
+        # event before publishing it itself (the settling writes below take several round trips).
+        await self._publish(order, fresh=True)
         await self._notify(lambda listener: listener.order_created(order), order)
         await self._settle(order, lines)
         return order
@@ -304,6 +330,7 @@ class Orders:
                 "status_history": [*order.status_history, change],
                 "version": order.version + 1,
                 "updated_at": stamp,
+                "outbox": [*order.outbox, PendingEvent(name="order:updated", version=order.version + 1)],
             }
         )
         updated = await self.store.orders.replace_if_unchanged(order, new)
@@ -311,6 +338,7 @@ class Orders:
             return None
         if target in RESTOCKING:
             await self._restock(updated)
+        await self._publish(updated, fresh=True)
         await self._notify(lambda listener: listener.order_changed(updated, order.status), updated)
         return updated
 
@@ -319,6 +347,21 @@ class Orders:
             await self.store.products.return_stock(item.product_id, item.quantity)
         await self.store.markets.add_to_counters(order.market_id, orders=-1, revenue_cents=-order.total_cents)
         log.info("order cancelled, stock returned", extra={"order_id": order.id, "by": order.status_history[-1].by})
+
+    async def _publish(self, order: Order, *, fresh: bool) -> bool:
+        """Publish the outbox of the order as written at `order.version`, then clear it. Never raises:
+        what is not published stays in the outbox for the repair pass."""
+        if self.publisher is None or not order.outbox:
+            return False
+        try:
+            if not await self.publisher.publish_pending(order, fresh_version=order.version if fresh else None):
+                return False
+            await self.store.orders.clear_outbox(order.id, order.version)
+        except Exception:  # the write happened; the repair pass publishes what is left
+            self.listener_failures += 1
+            log.exception("order events not published", extra={"order_id": order.id, "version": order.version})
+            return False
+        return True
 
     async def _notify(self, call: Callable[[OrderListener], Awaitable[None]], order: Order) -> None:
         for listener in list(self.listeners):
@@ -373,8 +416,27 @@ class Orders:
             repaired += 1
         return repaired
 
+    async def publish_unpublished(self, *, older_than: timedelta | None = None) -> int:
+        """Publish the events that writers left in outboxes (they died, or gave up), oldest first.
+        Each order is claimed first, so several instances' passes do not publish it at once (and
+        if they did, each event is still stored once). Returns how many orders were published."""
+        if self.publisher is None:
+            return 0
+        after = self.outbox_repair_after if older_than is None else older_than
+        cutoff = epoch_ms(now()) - int(after.total_seconds() * 1000) + 1  # written at or before now - after
+        published = 0
+        for order in await self.store.orders.with_unpublished_events(cutoff, limit=SWEEP_BATCH):
+            if not await self.store.orders.claim_outbox(order, cutoff):
+                continue  # moved on (its writer publishes) or taken by another instance's pass
+            if await self._publish(order, fresh=False):
+                published += 1
+                log.warning("left-over order events published", extra={"order_id": order.id,
+                            "versions": [pending.version for pending in order.outbox]})  # fmt: skip
+        return published
+
     async def sweep_once(self) -> None:
         await self.repair_reservations()
+        await self.publish_unpublished()
         await self.cancel_unconfirmed()
 
     async def run_sweeper(self, interval_seconds: float) -> None:

@@ -5,6 +5,10 @@ A stream (`market:{id}`, `user:{id}`) numbers its events 1, 2, 3… with one ato
 that missed some (reconnect, Redis outage) can be sent exactly those. The history is bounded
 twice: by count (the last `max_events` of a stream, trimmed every TRIM_EVERY events) and by age
 (a TTL index on `created_at`, plus a `created_ms` filter because real MongoDB expires lazily).
+
+An event may carry a `key` naming what it reports (e.g. one order's version): a unique (sparse)
+index keeps a second copy of it out of the history, so publishing the same thing again, after a
+crash or from two instances at once, stores it once.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class EventLog:
 
     async def create_indexes(self) -> None:
         await self.history.create_index([("stream", ASCENDING), ("seq", ASCENDING)], unique=True, name="stream_seq")
+        await self.history.create_index("key", unique=True, sparse=True, name="key")
         ttl = int(self.max_age.total_seconds())
         try:
             await self.history.create_index("created_at", expireAfterSeconds=ttl, name=TTL_INDEX)
@@ -68,15 +73,31 @@ class EventLog:
         document = await self.counters.find_one({"_id": stream})
         return int(document["seq"]) if document else 0
 
-    async def append(self, stream: str, seq: int, event: str, payload: dict[str, Any]) -> None:
+    async def append(
+        self, stream: str, seq: int, event: str, payload: dict[str, Any], *, key: str | None = None
+    ) -> bool:
+        """Store one event; False (nothing stored) when an event with this `key` is stored already."""
         stamp = now()
         # The payload is kept as JSON text: one opaque field reads back identically on every backend.
-        await self.history.insert_one({
+        document = {
             "_id": f"{stream}#{seq}", "stream": stream, "seq": seq, "event": event,
             "payload": orjson.dumps(payload).decode(), "created_at": stamp, "created_ms": epoch_ms(stamp),
-        })  # fmt: skip
+        }  # fmt: skip
+        if key is not None:
+            document["key"] = key
+        try:
+            await self.history.insert_one(document)
+        except DuplicateKeyError:
+            if key is None or not await self.has(key):
+                raise
+            return False
         if seq % TRIM_EVERY == 0 and seq > self.max_events:
             await self.history.delete_many({"stream": stream, "seq": {"$lte": seq - self.max_events}})
+        return True
+
+    async def has(self, key: str) -> bool:
+        """Whether an event with this key is in the history."""
+        return await self.history.find_one({"key": key}, {"_id": 1}) is not None
 
     async def after(self, stream: str, since: int, *, limit: int) -> list[StoredEvent]:
         """Stored events of a stream with seq > since, oldest first, not older than max_age."""

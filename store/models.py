@@ -119,6 +119,16 @@ class StatusChange(BaseModel):
     reason: str | None = None
 
 
+class PendingEvent(BaseModel):
+    """An order event written in the same write as the change it reports, not yet published.
+
+    The order's `outbox` keeps these until the publisher has stored them in the event history, so
+    a process that dies between the write and the publish leaves them for the repair pass."""
+
+    name: Literal["order:created", "order:updated"]
+    version: int
+
+
 class Order(Entity):
     market_id: str
     customer_id: str
@@ -134,3 +144,19 @@ class Order(Entity):
     version: int
     created_at: datetime
     updated_at: datetime
+    # Stored with the order, never shown: what the API and the events carry is the order itself.
+    outbox: list[PendingEvent] = Field(default_factory=list, exclude=True)
+
+    def at_version(self, version: int) -> Order:
+        """The order as it was when its `version` was written: every write adds one status change and
+        stamps `updated_at` with it, so the history up to that version is the whole difference."""
+        history = self.status_history[:version]
+        return self.model_copy(
+            update={
+                "status_history": history,
+                "status": history[-1].status,
+                "version": version,
+                "updated_at": history[-1].at,
+                "outbox": [],
+            }
+        )

@@ -22,6 +22,13 @@ Why placing an order is crash safe without transactions (the rules live in hub/o
    its holds are given back.
 
 Holds live only while a placement is in flight, so product documents do not grow with orders.
+
+The order's events travel with it (a transactional outbox in one document): the insert and every
+compare-and-swap replace carry `outbox`, the events of that write not yet in the event history
+(plus those of earlier writes still unpublished), and `outbox_ms`, when they were written. Once
+published they are cleared by `$unset`, conditional on the version they were published from
+(a later write carries what it read and publishes it again, idempotently). Only orders with
+something to publish have `outbox_ms`, so its sparse index holds just those.
 """
 
 from __future__ import annotations
@@ -52,13 +59,18 @@ class Orders:
         await self.collection.create_index([("customer_id", 1), ("created_ms", DESCENDING)], name="customer_recent")
         await self.collection.create_index([("status", 1), ("created_ms", 1)], name="status_created")
         await self.collection.create_index([("created_ms", DESCENDING)], name="recent")
+        await self.collection.create_index("outbox_ms", sparse=True, name="outbox")
 
     @staticmethod
     def document(order: Order) -> dict[str, Any]:
-        """The stored form: the order plus integer-ms copies of its timestamps for pipelines."""
+        """The stored form: the order plus integer-ms copies of its timestamps for pipelines, and its
+        unpublished events (see the module docstring)."""
         document = to_document(order)
         document["created_ms"] = epoch_ms(order.created_at)
         document["updated_ms"] = epoch_ms(order.updated_at)
+        if order.outbox:
+            document["outbox"] = [event.model_dump() for event in order.outbox]
+            document["outbox_ms"] = epoch_ms(now())
         return document
 
     async def insert(self, order: Order) -> None:
@@ -79,6 +91,33 @@ class Orders:
             return_document=ReturnDocument.AFTER,
         )
         return from_document(Order, document) if document else None
+
+    async def clear_outbox(self, order_id: str, version: int) -> bool:
+        """Drop the published events of the document at `version`. False when it has moved on (its
+        writer carried the events over and publishes them) or was cleared already."""
+        result = await self.collection.update_one(
+            {"_id": order_id, "version": version, "outbox_ms": {"$exists": True}},
+            {"$unset": {"outbox": "", "outbox_ms": ""}},
+        )
+        return result.modified_count == 1
+
+    async def with_unpublished_events(self, written_before_ms: int, *, limit: int) -> list[Order]:
+        """Orders whose outbox was written (or last claimed) before the bound, oldest first."""
+        cursor = (
+            self.collection.find({"outbox_ms": {"$lt": written_before_ms}})
+            .sort([("outbox_ms", 1), ("_id", 1)])
+            .limit(limit)
+        )
+        return [from_document(Order, document) async for document in cursor]
+
+    async def claim_outbox(self, order: Order, written_before_ms: int) -> bool:
+        """One repairer at a time: move `outbox_ms` to now if it is still old and the order unchanged.
+        Another instance's repair pass then leaves the order alone until the bound passes again."""
+        result = await self.collection.update_one(
+            {"_id": order.id, "version": order.version, "outbox_ms": {"$lt": written_before_ms}},
+            {"$set": {"outbox_ms": epoch_ms(now())}},
+        )
+        return result.matched_count == 1  # (modified_count is 0 when it is still the same millisecond)
 
     async def search(self, query: dict[str, Any], *, skip: int, limit: int) -> tuple[list[Order], int]:
         total = await self.collection.count_documents(query)

@@ -12,6 +12,14 @@ higher seq may finish its history write first. Emitting it at once would show cl
 (and make them replay), so a stream's events leave an instance in seq order: an event waits
 until every lower seq this instance took for the stream is emitted or given up on. The request
 never waits for that: it only queues.
+
+Order events come from the order's outbox (store/orders.py): the events a write recorded in the
+order document itself. Each is published once per stream whoever publishes it (the writer, a
+later writer that carried it over, or the sweeper's repair pass after a crash): its history entry
+has a unique key (stream, order, version, event), a publisher that did not make the event looks
+for the key before taking a seq, and a race that still stores it twice is refused by the index
+(leaving a seq hole, which clients resync over). An order's events go out oldest version first,
+so `order:created` is numbered before the order's updates.
 """
 
 from __future__ import annotations
@@ -23,13 +31,22 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from hub.realtime.streams import ORDER_CREATED, ORDER_UPDATED, market_stream, namespace_of, user_stream
+from hub.realtime.streams import ORDER_UPDATED, market_stream, namespace_of, user_stream
 from store.events import EventLog
-from store.models import Order, OrderStatus
+from store.models import Order, OrderStatus, PendingEvent
 
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 2.0
+# A write that carries an earlier write's unpublished event waits this long for that writer (most
+# likely alive and a few milliseconds from storing it) before publishing the event itself.
+EARLIER_WRITER_GRACE_SECONDS = 0.5
+EARLIER_WRITER_POLL_SECONDS = 0.02
+
+
+def event_key(stream: str, order_id: str, pending: PendingEvent) -> str:
+    """What makes an order event one event: the same key is never stored twice in the history."""
+    return f"{stream}|{order_id}|{pending.version}|{pending.name}"
 
 
 class Emitter(Protocol):
@@ -103,21 +120,72 @@ class Publisher:
         self._ready: dict[str, dict[int, _Ready]] = {}
         self._emitting: set[str] = set()
 
+    # OrderListener, for processes that publish orders written elsewhere (hub/realtime/external.py)
+
     async def order_created(self, order: Order) -> None:
-        await self._order_event(ORDER_CREATED, order, {})
+        pending = PendingEvent(name="order:created", version=order.version)
+        await self._order_event(order, pending, {"order": order.model_dump(mode="json")}, check=True)
 
     async def order_changed(self, order: Order, previous_status: OrderStatus) -> None:
-        await self._order_event(ORDER_UPDATED, order, {"previous_status": previous_status.value})
+        pending = PendingEvent(name="order:updated", version=order.version)
+        body = {"order": order.model_dump(mode="json"), "previous_status": previous_status.value}
+        await self._order_event(order, pending, body, check=True)
 
-    async def _order_event(self, event: str, order: Order, extra: dict[str, Any]) -> None:
-        body = {"order": order.model_dump(mode="json"), **extra}
-        await asyncio.gather(
-            self.publish(market_stream(order.market_id), event, body),
-            self.publish(user_stream(order.customer_id), event, body),
-        )
+    async def publish_pending(self, order: Order, *, fresh_version: int | None) -> bool:
+        """Publish the order's outbox, oldest version first; True when every event is in the history.
 
-    async def publish(self, stream: str, event: str, body: dict[str, Any]) -> int | None:
-        """Number, store and emit one event; its seq, or None when it could not be stored."""
+        `fresh_version`: the version the caller has just written, whose events nobody else can
+        have published yet (no look-up first); None in a repair. Events of earlier versions were
+        left by another writer: waited for a moment, then published unless stored."""
+        for pending in sorted(order.outbox, key=lambda pending: pending.version):
+            fresh = pending.version == fresh_version
+            grace = EARLIER_WRITER_GRACE_SECONDS if fresh_version is not None and not fresh else 0.0
+            # As the order was at that version (its own history names the previous status).
+            body: dict[str, Any] = {"order": order.at_version(pending.version).model_dump(mode="json")}
+            if pending.name == ORDER_UPDATED:
+                body["previous_status"] = order.status_history[pending.version - 2].status.value
+            if not await self._order_event(order, pending, body, check=not fresh, grace=grace):
+                return False  # a later version must not be numbered before this one
+        return True
+
+    async def _order_event(
+        self, order: Order, pending: PendingEvent, body: dict[str, Any], *, check: bool, grace: float = 0.0
+    ) -> bool:
+        """One order event on the market's and the customer's stream."""
+        streams = (market_stream(order.market_id), user_stream(order.customer_id))
+        stored = await asyncio.gather(
+            *(self.publish_once(stream, pending.name, body, key=event_key(stream, order.id, pending), check=check,
+                                grace=grace) for stream in streams)
+        )  # fmt: skip
+        return all(stored)
+
+    async def publish_once(
+        self, stream: str, event: str, body: dict[str, Any], *, key: str, check: bool, grace: float
+    ) -> bool:
+        """Publish unless an event with `key` is stored already; True when it is in the history."""
+        try:
+            if check and await self._stored_within(key, grace):
+                return True
+            if await self.publish(stream, event, body, key=key) is not None:
+                return True
+        except Exception:  # noqa: BLE001 - publishing never fails the caller's write
+            self._failed(event, stream, "store")
+            return False
+        with contextlib.suppress(Exception):  # not stored: a failure (counted) or stored already
+            return await self.events.has(key)
+        return False
+
+    async def _stored_within(self, key: str, grace: float) -> bool:
+        deadline = asyncio.get_running_loop().time() + grace
+        while not await self.events.has(key):
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(EARLIER_WRITER_POLL_SECONDS)
+        return True
+
+    async def publish(self, stream: str, event: str, body: dict[str, Any], *, key: str | None = None) -> int | None:
+        """Number, store and emit one event; its seq, or None when it was not stored (it could not
+        be, or an event with the same `key` is stored already)."""
         try:
             seq = await self.events.next_seq(stream)
         except Exception:  # noqa: BLE001 - publishing never fails the caller's write
@@ -127,8 +195,10 @@ class Publisher:
         ready: _Ready = None
         try:
             payload = {"stream": stream, "seq": seq, **body}
-            await self.events.append(stream, seq, event, payload)
-            ready = (event, payload)
+            if await self.events.append(stream, seq, event, payload, key=key):
+                ready = (event, payload)
+            else:  # published meanwhile by another instance: this seq stays a hole (clients resync)
+                log.warning("event stored already; seq left unused", extra={"event": event, "stream": stream})
         except Exception:  # noqa: BLE001 - publishing never fails the caller's write
             self._failed(event, stream, "store")
         finally:

@@ -31,11 +31,28 @@ class StatsPusher:
         self.interval = interval
         self.pushes = 0
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._computing: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._dirty: set[str] = set()
         self._last_push: dict[str, float] = {}
         server.emit_observers.append(self._observe)
 
     async def current(self, market_id: str) -> dict[str, Any]:
+        """The market's stats now. Callers that ask while a computation for the market is running
+        share it (a thousand dashboards connecting at once cost one query, not a thousand); a
+        change it may have missed is pushed right after it anyway."""
+        running = self._computing.get(market_id)
+        if running is None:
+            running = asyncio.ensure_future(self._compute(market_id))
+            self._computing[market_id] = running
+            running.add_done_callback(lambda done: self._computed(market_id, done))
+        return dict(await asyncio.shield(running))
+
+    def _computed(self, market_id: str, done: asyncio.Future[dict[str, Any]]) -> None:
+        self._computing.pop(market_id, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here: every caller may have gone (their own error paths log it)
+
+    async def _compute(self, market_id: str) -> dict[str, Any]:
         stats = await self.source(market_id)
         return stats.model_dump(mode="json")
 
