@@ -5,8 +5,8 @@ Placing an order, in order of writes (no transactions; store/orders.py explains 
 crash safe):
   idempotency record (when a key is given) → reservation → one hold per line (conditional
   `$inc` on the product) → claim the reservation → insert the order (with its `order:created`
-  in the order's outbox) → publish the outbox → tell the listeners → release holds, delete the
-  reservation, add to the market's counters.
+  and its market-counter effect in the order's outbox) → publish the outbox, apply the effect →
+  tell the listeners → release holds, delete the reservation.
 A failed line gives back the lines already held before answering 409 INSUFFICIENT_STOCK. A crash
 anywhere before the order insert leaves an open (or claimed, orderless) reservation whose holds
 the sweeper gives back once it is older than `reservation_repair_after`.
@@ -21,14 +21,19 @@ record dropped). A duplicate that outwaits REPLAY_WAIT_SECONDS gets 409 IDEMPOTE
 with `details.retry_after` (seconds).
 
 Transitions are a compare-and-swap on (status, version): `find_one_and_replace` of the whole
-document, so exactly one of any racing writers wins; only the winner restocks a cancellation,
-corrects the market's counters and notifies listeners.
+document, so exactly one of any racing writers wins; only the winner's write records the
+follow-up effects of a cancellation (stock back, market counters) and only it notifies listeners.
 
 Events (a transactional outbox inside the order document; store/orders.py): the write that
 changes an order also records its event in the order's `outbox`, carrying over earlier ones not
 yet cleared. After the write the publisher stores and emits the outbox (idempotently, oldest
 version first) and the outbox is cleared. A process killed in between leaves the events in the
 document; the sweeper's repair pass publishes them once they are OUTBOX_REPAIR_AFTER old.
+
+Follow-up effects (stock back, market counters) are recorded in the same write, in the order's
+`effects`, and applied once each (store/orders.py): by the writer for its own version right
+after publishing, else (its process died; or a later writer carried them over, which leaves them
+to their writer) by the same repair pass.
 """
 
 from __future__ import annotations
@@ -51,7 +56,18 @@ from hub.schemas.orders import OrderCreate, OrderQuery, OrderStatusChange
 from store.client import UNAVAILABLE_ERRORS
 from store.codec import epoch_ms, new_id, now, parse_id
 from store.database import Store
-from store.models import Market, Order, OrderItem, OrderStatus, PendingEvent, Product, Role, StatusChange, User
+from store.models import (
+    Market,
+    Order,
+    OrderItem,
+    OrderStatus,
+    PendingEffect,
+    PendingEvent,
+    Product,
+    Role,
+    StatusChange,
+    User,
+)
 from store.orders import IDEMPOTENCY_TTL_SECONDS, IdempotencyKeyTaken
 
 log = logging.getLogger(__name__)
@@ -170,12 +186,14 @@ class Orders:
             # The repair pass judged this placement dead and gave the stock back.
             raise Unavailable("Placing the order took too long; try again")
         stamp = now()
+        total = order_total(items)
+        count = PendingEffect(kind="count", version=1, orders=1, revenue_cents=total)
         order = Order(
             id=order_id,
             market_id=market.id,
             customer_id=user.id,
             items=items,
-            total_cents=order_total(items),
+            total_cents=total,
             currency=market.currency,
             status=OrderStatus.PENDING,
             status_history=[StatusChange(status=OrderStatus.PENDING, at=stamp, by=user.id)],
@@ -187,12 +205,13 @@ class Orders:
             created_at=stamp,
             updated_at=stamp,
             outbox=[PendingEvent(name="order:created", version=1)],
+            effects={count.key: count},
         )
         await self.store.orders.insert(order)
         # From here on the order exists: nothing below may fail the request. Its event goes first:
         # the order can be moved as soon as it is inserted, and a move waits a moment for this
         # event before publishing it itself (the settling writes below take several round trips).
-        await self._publish(order, fresh=True)
+        await self._follow_up(order, fresh=True)
         await self._notify(lambda listener: listener.order_created(order), order)
         await self._settle(order, lines)
         return order
@@ -247,17 +266,13 @@ class Orders:
         raise Conflict("Not enough stock for this order", code="INSUFFICIENT_STOCK", details=details)
 
     async def _settle(self, order: Order, lines: list[tuple[str, int]]) -> None:
-        """After the insert: the held stock becomes the order's, the counters count it."""
+        """After the insert: the held stock becomes the order's."""
         try:
             for product_id, _ in lines:
                 await self.store.order_holds.release(product_id, order.id)
             await self.store.order_reservations.delete(order.id)
         except Exception:  # the order is written; the repair pass releases the holds later
             log.warning("releasing holds failed; left to the repair pass", exc_info=True, extra={"order_id": order.id})
-        try:
-            await self.store.markets.add_to_counters(order.market_id, orders=1, revenue_cents=order.total_cents)
-        except Exception:  # never fail a written order on a counter
-            log.exception("market counters not updated", extra={"order_id": order.id, "market_id": order.market_id})
 
     # Reading
 
@@ -321,47 +336,95 @@ class Orders:
         raise Conflict("The order keeps changing; reload it and try again", code="VERSION_CONFLICT")
 
     async def _move(self, order: Order, target: OrderStatus, *, by: str, reason: str | None) -> Order | None:
-        """One CAS; the winner restocks, corrects the counters and notifies. None: someone else won."""
+        """One CAS; the winner's write records its effects (a cancellation: stock back, counters
+        down), then it applies them and notifies. None: someone else won."""
         stamp = now()
+        version = order.version + 1
         change = StatusChange(status=target, at=stamp, by=by, reason=reason)
+        effects = dict(order.effects)
+        if target in RESTOCKING:
+            for effect in (
+                PendingEffect(kind="restock", version=version),
+                PendingEffect(kind="count", version=version, orders=-1, revenue_cents=-order.total_cents),
+            ):
+                effects[effect.key] = effect  # fmt: skip
         new = order.model_copy(
             update={
                 "status": target,
                 "status_history": [*order.status_history, change],
-                "version": order.version + 1,
+                "version": version,
                 "updated_at": stamp,
-                "outbox": [*order.outbox, PendingEvent(name="order:updated", version=order.version + 1)],
+                "outbox": [*order.outbox, PendingEvent(name="order:updated", version=version)],
+                "effects": effects,
             }
         )
         updated = await self.store.orders.replace_if_unchanged(order, new)
         if updated is None:
             return None
-        if target in RESTOCKING:
-            await self._restock(updated)
-        await self._publish(updated, fresh=True)
+        await self._follow_up(updated, fresh=True)
         await self._notify(lambda listener: listener.order_changed(updated, order.status), updated)
         return updated
 
-    async def _restock(self, order: Order) -> None:
-        for item in order.items:
-            await self.store.products.return_stock(item.product_id, item.quantity)
-        await self.store.markets.add_to_counters(order.market_id, orders=-1, revenue_cents=-order.total_cents)
-        log.info("order cancelled, stock returned", extra={"order_id": order.id, "by": order.status_history[-1].by})
-
-    async def _publish(self, order: Order, *, fresh: bool) -> bool:
-        """Publish the outbox of the order as written at `order.version`, then clear it. Never raises:
-        what is not published stays in the outbox for the repair pass."""
-        if self.publisher is None or not order.outbox:
+    async def _follow_up(self, order: Order, *, fresh: bool) -> bool:
+        """Publish the outbox of the order as written at `order.version` and apply its effects (a
+        fresh writer: those of its own version only), then clear the outbox. Never raises: what is
+        left stays for the repair pass. True when nothing is left."""
+        published = await self._publish(order, fresh=fresh)
+        left = await self._apply_effects(order, only_version=order.version if fresh else None)
+        if not published:
             return False
         try:
-            if not await self.publisher.publish_pending(order, fresh_version=order.version if fresh else None):
-                return False
-            await self.store.orders.clear_outbox(order.id, order.version)
+            await self.store.orders.clear_outbox(order.id, order.version, keep_claim=bool(left))
+        except Exception:  # published: a repair publishes again (idempotently) and clears
+            log.exception("order outbox not cleared", extra={"order_id": order.id, "version": order.version})
+            return False
+        return not left
+
+    async def _publish(self, order: Order, *, fresh: bool) -> bool:
+        """Publish the outbox; True when every event of it is in the history."""
+        if not order.outbox:
+            return True
+        if self.publisher is None:
+            return False
+        try:
+            return await self.publisher.publish_pending(order, fresh_version=order.version if fresh else None)
         except Exception:  # the write happened; the repair pass publishes what is left
             self.listener_failures += 1
             log.exception("order events not published", extra={"order_id": order.id, "version": order.version})
             return False
-        return True
+
+    async def _apply_effects(self, order: Order, *, only_version: int | None) -> list[str]:
+        """Apply the order's pending effects (of `only_version`, else all), each once; the keys of
+        those left pending (not this caller's, or failed)."""
+        left: list[str] = []
+        for key, effect in order.effects.items():
+            if only_version is not None and effect.version != only_version:
+                left.append(key)
+                continue
+            try:
+                await self._apply_effect(order, key, effect)
+            except Exception:  # the write happened; the repair pass applies it
+                left.append(key)
+                log.exception("order effect not applied", extra={"order_id": order.id, "effect": key})
+        return left
+
+    async def _apply_effect(self, order: Order, key: str, effect: PendingEffect) -> None:
+        effects = self.store.order_effects
+        marker = f"{order.id}:{effect.version}"
+        if effect.kind == "restock":
+            for item in order.items:
+                await effects.return_stock(item.product_id, order.id, item.quantity)
+            log.info("order cancelled, stock returned", extra={"order_id": order.id,
+                     "by": order.status_history[effect.version - 1].by})  # fmt: skip
+        else:
+            await effects.count(order.market_id, marker, orders=effect.orders, revenue_cents=effect.revenue_cents)
+        if not await self.store.orders.clear_effect(order.id, key):
+            return  # cleared by another applier, which drops the markers
+        if effect.kind == "restock":
+            for item in order.items:
+                await effects.forget_returned(item.product_id, order.id)
+        else:
+            await effects.forget_counted(order.market_id, marker)
 
     async def _notify(self, call: Callable[[OrderListener], Awaitable[None]], order: Order) -> None:
         for listener in list(self.listeners):
@@ -417,21 +480,21 @@ class Orders:
         return repaired
 
     async def publish_unpublished(self, *, older_than: timedelta | None = None) -> int:
-        """Publish the events that writers left in outboxes (they died, or gave up), oldest first.
-        Each order is claimed first, so several instances' passes do not publish it at once (and
-        if they did, each event is still stored once). Returns how many orders were published."""
-        if self.publisher is None:
-            return 0
+        """Publish the events and apply the effects that writers left in outboxes (they died, or
+        gave up), oldest first. Each order is claimed first, so several instances' passes do not
+        repair it at once (and if they did, each event is still stored once, each effect applied
+        once). Returns how many orders were repaired completely."""
         after = self.outbox_repair_after if older_than is None else older_than
         cutoff = epoch_ms(now()) - int(after.total_seconds() * 1000) + 1  # written at or before now - after
         published = 0
         for order in await self.store.orders.with_unpublished_events(cutoff, limit=SWEEP_BATCH):
             if not await self.store.orders.claim_outbox(order, cutoff):
                 continue  # moved on (its writer publishes) or taken by another instance's pass
-            if await self._publish(order, fresh=False):
+            if await self._follow_up(order, fresh=False):
                 published += 1
                 log.warning("left-over order events published", extra={"order_id": order.id,
-                            "versions": [pending.version for pending in order.outbox]})  # fmt: skip
+                            "versions": [pending.version for pending in order.outbox],
+                            "effects": list(order.effects)})  # fmt: skip
         return published
 
     async def sweep_once(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from store.analytics import OrderFigures
 from store.client import Database, ping
 from store.markets import Markets
-from store.orders import IdempotencyKeys, Orders, Reservations, StockHolds
+from store.orders import IdempotencyKeys, OrderEffects, Orders, Reservations, StockHolds
 from store.products import Products
 from store.users import Users
 
@@ -18,6 +18,7 @@ class Store:
         self.products = Products(db)
         self.orders = Orders(db)
         self.order_holds = StockHolds(db)
+        self.order_effects = OrderEffects(db)
         self.order_reservations = Reservations(db)
         self.idempotency_keys = IdempotencyKeys(db)
         self.order_figures = OrderFigures(db)

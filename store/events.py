@@ -1,10 +1,17 @@
-"""The realtime streams' sequence counters and their bounded event history.
+"""The realtime streams' event history, which also numbers them.
 
-A stream (`market:{id}`, `user:{id}`) numbers its events 1, 2, 3… with one atomic upserted
-`$inc` per event, shared by every instance. Each event is stored with its number so a client
-that missed some (reconnect, Redis outage) can be sent exactly those. The history is bounded
-twice: by count (the last `max_events` of a stream, trimmed every TRIM_EVERY events) and by age
-(a TTL index on `created_at`, plus a `created_ms` filter because real MongoDB expires lazily).
+A stream (`market:{id}`, `user:{id}`) numbers its events 1, 2, 3… across every instance. Taking a
+number and storing the event are ONE write: the insert of `{stream, seq: last + 1, …}`, which the
+unique (stream, seq) index refuses when another writer took that number first (then the writer
+reads the new last and tries the next one). A process killed at any point therefore leaves either
+the whole event or nothing: never a number without its event (a hole clients would have to resync
+over). The last seq written by this process is kept as a hint, so a stream written by one instance
+costs one round trip per event; a stale hint costs a refused insert and a read.
+
+Since the numbers come from the stored events, the newest event of a stream is never deleted (the
+numbering would start again). The history is trimmed instead of expired: every TRIM_EVERY events,
+those that are both beyond the last `max_events` of their stream AND older than `max_age` go (so a
+stream keeps at least its last `max_events` events or `max_age` of them, whichever is more).
 
 An event may carry a `key` naming what it reports (e.g. one order's version): a unique (sparse)
 index keeps a second copy of it out of the history, so publishing the same thing again, after a
@@ -13,19 +20,34 @@ crash or from two instances at once, stores it once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import orjson
-from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from store.client import Database
 from store.codec import epoch_ms, now
 
 TRIM_EVERY = 100
-TTL_INDEX = "created_ttl"
+# How often a writer tries the next number when others keep taking it first (other instances
+# writing the same stream at the same moment; one instance serializes its own writes per stream).
+RESERVE_ATTEMPTS = 32
+# A hint older than this is not trusted (re-read): the number after it cannot have been trimmed yet.
+HINT_SECONDS = 600.0
+HINTS_KEPT = 10_000
+# The TTL index of earlier versions: it could delete a stream's newest event and restart its numbers.
+OLD_TTL_KEY = [("created_at", ASCENDING)]
+
+
+class SeqContention(Exception):
+    """Other writers took every number this writer tried (RESERVE_ATTEMPTS of them)."""
 
 
 @dataclass(frozen=True)
@@ -38,73 +60,102 @@ class StoredEvent:
 
 class EventLog:
     def __init__(self, db: Database, *, max_events: int, max_age: timedelta) -> None:
-        self.counters = db["event_counters"]
         self.history = db["event_history"]
         self.max_events = max_events
         self.max_age = max_age
+        self._hints: dict[str, tuple[int, float]] = {}
 
     async def create_indexes(self) -> None:
         await self.history.create_index([("stream", ASCENDING), ("seq", ASCENDING)], unique=True, name="stream_seq")
         await self.history.create_index("key", unique=True, sparse=True, name="key")
-        ttl = int(self.max_age.total_seconds())
-        try:
-            await self.history.create_index("created_at", expireAfterSeconds=ttl, name=TTL_INDEX)
-        except OperationFailure:
-            # The TTL setting changed since the index was made: replace it.
-            await self.history.drop_index(TTL_INDEX)
-            await self.history.create_index("created_at", expireAfterSeconds=ttl, name=TTL_INDEX)
+        await self._drop_old_ttl_index()
 
-    async def next_seq(self, stream: str) -> int:
-        for attempt in range(2):
-            try:
-                document = await self.counters.find_one_and_update(
-                    {"_id": stream}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-                )
-            except DuplicateKeyError:
-                # Two first events of a stream upserted at once; the counter exists now.
-                if attempt:
-                    raise
-                continue
-            assert document is not None
-            return int(document["seq"])
-        raise AssertionError("unreachable")
+    async def _drop_old_ttl_index(self) -> None:
+        try:
+            indexes = await self.history.index_information()
+            for name, spec in indexes.items():
+                if "expireAfterSeconds" in spec and list(spec.get("key", [])) == OLD_TTL_KEY:
+                    await self.history.drop_index(name)
+        except PyMongoError:  # best effort: a database without it, or a backend that cannot tell
+            pass
 
     async def current_seq(self, stream: str) -> int:
-        document = await self.counters.find_one({"_id": stream})
+        """The stream's last seq (0 before its first event)."""
+        document = await self.history.find_one({"stream": stream}, {"seq": 1}, sort=[("seq", DESCENDING)])
         return int(document["seq"]) if document else 0
 
     async def append(
-        self, stream: str, seq: int, event: str, payload: dict[str, Any], *, key: str | None = None
-    ) -> bool:
-        """Store one event; False (nothing stored) when an event with this `key` is stored already."""
-        stamp = now()
-        # The payload is kept as JSON text: one opaque field reads back identically on every backend.
-        document = {
-            "_id": f"{stream}#{seq}", "stream": stream, "seq": seq, "event": event,
-            "payload": orjson.dumps(payload).decode(), "created_at": stamp, "created_ms": epoch_ms(stamp),
-        }  # fmt: skip
-        if key is not None:
-            document["key"] = key
-        try:
-            await self.history.insert_one(document)
-        except DuplicateKeyError:
-            if key is None or not await self.has(key):
-                raise
-            return False
-        if seq % TRIM_EVERY == 0 and seq > self.max_events:
-            await self.history.delete_many({"stream": stream, "seq": {"$lte": seq - self.max_events}})
-        return True
+        self, stream: str, event: str, body: dict[str, Any], *, key: str | None = None
+    ) -> StoredEvent | None:
+        """Number and store one event (its payload is `{stream, seq, **body}`); None (nothing
+        stored) when an event with this `key` is stored already."""
+        last = self._hint(stream)
+        if last is None:
+            last = await self.current_seq(stream)
+        for attempt in range(RESERVE_ATTEMPTS):
+            seq = last + 1
+            payload = {"stream": stream, "seq": seq, **body}
+            stamp = now()
+            # The payload is kept as JSON text: one opaque field reads back identically on every backend.
+            document = {
+                "_id": f"{stream}#{seq}", "stream": stream, "seq": seq, "event": event,
+                "payload": orjson.dumps(payload).decode(), "created_at": stamp, "created_ms": epoch_ms(stamp),
+            }  # fmt: skip
+            if key is not None:
+                document["key"] = key
+            try:
+                await self.history.insert_one(document)
+            except DuplicateKeyError:
+                if key is not None and await self.has(key):
+                    return None
+                # Someone else took this number: go on from the stream's last one.
+                if attempt:
+                    await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+                last = max(await self.current_seq(stream), seq)
+                continue
+            self._remember(stream, seq)
+            if seq % TRIM_EVERY == 0 and seq > self.max_events:
+                await self._trim(stream, seq)
+            return StoredEvent(stream=stream, seq=seq, event=event, payload=payload)
+        raise SeqContention(stream)
+
+    async def _trim(self, stream: str, seq: int) -> None:
+        cutoff = epoch_ms(now() - self.max_age)
+        with contextlib.suppress(PyMongoError):  # the event is stored; the stream's next trim catches up
+            await self.history.delete_many(
+                {"stream": stream, "seq": {"$lte": seq - self.max_events}, "created_ms": {"$lt": cutoff}}
+            )
+
+    def _hint(self, stream: str) -> int | None:
+        hint = self._hints.get(stream)
+        if hint is None or time.monotonic() - hint[1] > HINT_SECONDS:
+            return None
+        return hint[0]
+
+    def _remember(self, stream: str, seq: int) -> None:
+        if len(self._hints) >= HINTS_KEPT:
+            self._hints.clear()
+        previous = self._hints.get(stream)
+        if previous is None or previous[0] < seq:
+            self._hints[stream] = (seq, time.monotonic())
 
     async def has(self, key: str) -> bool:
         """Whether an event with this key is in the history."""
         return await self.history.find_one({"key": key}, {"_id": 1}) is not None
 
+    async def by_key(self, key: str) -> StoredEvent | None:
+        """The stored event with this key, if any."""
+        document = await self.history.find_one({"key": key})
+        return _stored(document) if document else None
+
     async def after(self, stream: str, since: int, *, limit: int) -> list[StoredEvent]:
-        """Stored events of a stream with seq > since, oldest first, not older than max_age."""
-        cutoff = epoch_ms(now() - self.max_age)
+        """Stored events of a stream with seq > since, oldest first."""
         cursor = self.history.find({"stream": stream, "seq": {"$gt": since}}).sort("seq", ASCENDING).limit(limit)
-        return [
-            StoredEvent(stream=stream, seq=int(doc["seq"]), event=doc["event"], payload=orjson.loads(doc["payload"]))
-            async for doc in cursor
-            if int(doc.get("created_ms", 0)) >= cutoff
-        ]
+        return [_stored(document) async for document in cursor]
+
+
+def _stored(document: dict[str, Any]) -> StoredEvent:
+    return StoredEvent(
+        stream=document["stream"], seq=int(document["seq"]), event=document["event"],
+        payload=orjson.loads(document["payload"]),
+    )  # fmt: skip

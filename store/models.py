@@ -129,6 +129,24 @@ class PendingEvent(BaseModel):
     version: int
 
 
+class PendingEffect(BaseModel):
+    """A follow-up write of an order change, recorded in the same write as the change, not yet applied.
+
+    `count`: add `orders` and `revenue_cents` to the market's counters; `restock`: put every line's
+    quantity back on its product. The order's `effects` (keyed `{kind}:{version}`) keep these until
+    they are applied, so a process that dies right after the change leaves them for the repair pass
+    (store/orders.py explains why each is applied once)."""
+
+    kind: Literal["count", "restock"]
+    version: int
+    orders: int = 0
+    revenue_cents: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.version}"
+
+
 class Order(Entity):
     market_id: str
     customer_id: str
@@ -146,6 +164,7 @@ class Order(Entity):
     updated_at: datetime
     # Stored with the order, never shown: what the API and the events carry is the order itself.
     outbox: list[PendingEvent] = Field(default_factory=list, exclude=True)
+    effects: dict[str, PendingEffect] = Field(default_factory=dict, exclude=True)
 
     def at_version(self, version: int) -> Order:
         """The order as it was when its `version` was written: every write adds one status change and
@@ -158,5 +177,6 @@ class Order(Entity):
                 "version": version,
                 "updated_at": history[-1].at,
                 "outbox": [],
+                "effects": {},
             }
         )

@@ -28,7 +28,21 @@ compare-and-swap replace carry `outbox`, the events of that write not yet in the
 (plus those of earlier writes still unpublished), and `outbox_ms`, when they were written. Once
 published they are cleared by `$unset`, conditional on the version they were published from
 (a later write carries what it read and publishes it again, idempotently). Only orders with
-something to publish have `outbox_ms`, so its sparse index holds just those.
+something to publish or apply have `outbox_ms`, so its sparse index holds just those.
+
+The follow-up writes of a change (the market's counters after a placement or a cancellation, the
+stock back after a cancellation) travel the same way, in `effects` (`{kind}:{version}` → what to
+do). Each is applied with ONE conditional write on its target that also leaves a marker there:
+product `{_id, returned.<order_id> absent}` → `$inc stock +q, $set returned.<order_id>: q`; market
+`{_id, counted.<order_id>:<version> absent}` → `$inc counters, $set counted.<…>: 1`. Applying it
+again (a repair after a crash, a second instance) finds the marker and changes nothing. Then the
+entry is `$unset` from the order (conditional on it being there) and only whoever cleared it
+drops the markers: a marker outlives its pending entry, never the reverse. A crash between the two
+leaves a few bytes of marker on the product/market, which nothing reads (the models ignore them).
+A compare-and-swap carries the pending effects it read and requires them still pending, so a
+cleared entry is never written back. What remains open: an applier that stalls for longer than
+the repair bound (hub/orders.py, OUTBOX_REPAIR_AFTER) between reading an entry and applying it
+could apply it after another applier has cleared it and dropped its marker.
 """
 
 from __future__ import annotations
@@ -70,6 +84,9 @@ class Orders:
         document["updated_ms"] = epoch_ms(order.updated_at)
         if order.outbox:
             document["outbox"] = [event.model_dump() for event in order.outbox]
+        if order.effects:
+            document["effects"] = {key: effect.model_dump() for key, effect in order.effects.items()}
+        if order.outbox or order.effects:
             document["outbox_ms"] = epoch_ms(now())
         return document
 
@@ -84,20 +101,31 @@ class Orders:
         return from_document(Order, document) if document else None
 
     async def replace_if_unchanged(self, current: Order, new: Order) -> Order | None:
-        """Compare-and-swap on (status, version): the new document, or None when someone else won."""
+        """Compare-and-swap on (status, version, the effects still pending): the new document, or None
+        when someone else won (or applied an effect this write would carry over)."""
+        query: dict[str, Any] = {"_id": current.id, "status": current.status.value, "version": current.version}
+        query.update({f"effects.{key}": {"$exists": True} for key in current.effects})
         document = await self.collection.find_one_and_replace(
-            {"_id": current.id, "status": current.status.value, "version": current.version},
+            query,
             self.document(new),
             return_document=ReturnDocument.AFTER,
         )
         return from_document(Order, document) if document else None
 
-    async def clear_outbox(self, order_id: str, version: int) -> bool:
+    async def clear_outbox(self, order_id: str, version: int, *, keep_claim: bool = False) -> bool:
         """Drop the published events of the document at `version`. False when it has moved on (its
-        writer carried the events over and publishes them) or was cleared already."""
+        writer carried the events over and publishes them) or was cleared already. `keep_claim`:
+        effects are still pending, so the repair pass must still find the order (`outbox_ms`)."""
+        unset = {"outbox": ""} if keep_claim else {"outbox": "", "outbox_ms": ""}
         result = await self.collection.update_one(
-            {"_id": order_id, "version": version, "outbox_ms": {"$exists": True}},
-            {"$unset": {"outbox": "", "outbox_ms": ""}},
+            {"_id": order_id, "version": version, "outbox_ms": {"$exists": True}}, {"$unset": unset}
+        )
+        return result.modified_count == 1
+
+    async def clear_effect(self, order_id: str, key: str) -> bool:
+        """Drop an applied effect, whatever the order's version; False when someone else did."""
+        result = await self.collection.update_one(
+            {"_id": order_id, f"effects.{key}": {"$exists": True}}, {"$unset": {f"effects.{key}": ""}}
         )
         return result.modified_count == 1
 
@@ -165,6 +193,40 @@ class StockHolds:
     async def available(self, product_ids: list[str]) -> dict[str, int]:
         cursor = self.products.find({"_id": {"$in": product_ids}}, {"stock": 1})
         return {str(document["_id"]): int(document.get("stock", 0)) async for document in cursor}
+
+
+class OrderEffects:
+    """The follow-up writes of order changes, each applied once (see the module docstring)."""
+
+    def __init__(self, db: Database) -> None:
+        self.products = db["products"]
+        self.markets = db["markets"]
+
+    async def return_stock(self, product_id: str, order_id: str, quantity: int) -> bool:
+        """Put a cancelled order's line back; False when it was put back already."""
+        result = await self.products.update_one(
+            {"_id": product_id, f"returned.{order_id}": {"$exists": False}},
+            {
+                "$inc": {"stock": quantity},
+                "$set": {f"returned.{order_id}": quantity},
+                "$currentDate": {"updated_at": True},
+            },
+        )
+        return result.modified_count == 1
+
+    async def forget_returned(self, product_id: str, order_id: str) -> None:
+        await self.products.update_one({"_id": product_id}, {"$unset": {f"returned.{order_id}": ""}})
+
+    async def count(self, market_id: str, marker: str, *, orders: int, revenue_cents: int) -> bool:
+        """Add to the market's counters once per `marker`; False when it was added already."""
+        result = await self.markets.update_one(
+            {"_id": market_id, f"counted.{marker}": {"$exists": False}},
+            {"$inc": {"total_orders": orders, "total_revenue_cents": revenue_cents}, "$set": {f"counted.{marker}": 1}},
+        )
+        return result.modified_count == 1
+
+    async def forget_counted(self, market_id: str, marker: str) -> None:
+        await self.markets.update_one({"_id": market_id}, {"$unset": {f"counted.{marker}": ""}})
 
 
 class Reservations:

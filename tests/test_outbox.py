@@ -140,7 +140,7 @@ async def test_a_writer_killed_after_the_history_write_is_not_published_twice(
     shop = await open_shop(client)
     dashboard, feed = await watch(client, shop)
 
-    async def killed(order_id: str, version: int) -> bool:
+    async def killed(order_id: str, version: int, **_: Any) -> bool:
         raise RuntimeError("killed after the history write, before clearing the outbox")
 
     store_orders = app[store_key].orders
@@ -158,10 +158,155 @@ async def test_a_writer_killed_after_the_history_write_is_not_published_twice(
         await live.wait(lambda live=live: len(live.events()) >= 2)
     await asyncio.sleep(0.3)
     for live in (dashboard, feed):
-        assert [name for name, _, _, _ in versions(live)] == ["order:created", "order:updated"]
-        assert live.seqs() == [1, 2]
+        # The repair cannot know the writer emitted before it died: it emits the stored event
+        # again, same seq and payload, which a client drops (static/js/live.js applies by seq).
+        assert applied_by_seq(live) == [(1, "order:created"), (2, "order:updated")]
     assert await app[realtime_key].events.current_seq(f"market:{shop.market_id}") == 2
+    history = app[store_key].db["event_history"]
+    assert await history.count_documents({"stream": f"market:{shop.market_id}"}) == 2
     await asyncio.gather(dashboard.close(), feed.close())
+
+
+def applied_by_seq(live: LiveClient) -> list[tuple[int, str]]:
+    """What a client applies: each seq once, in order; a seq received again must be the same event."""
+    seen: dict[int, tuple[str, Any]] = {}
+    for name, data, _ in live.received:
+        if name in ("order:created", "order:updated"):
+            assert seen.setdefault(data["seq"], (name, data)) == (name, data)
+    assert not live.events("resync")
+    return [(seq, seen[seq][0]) for seq in sorted(seen)]
+
+
+class LostEmits:
+    async def emit(self, event: str, data: Any, *, namespace: str, room: str) -> None:
+        """The process dies after the history write, before the emit leaves it."""
+
+
+async def test_an_event_stored_but_never_emitted_is_emitted_by_the_repair(
+    client: TestClient, app: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = await open_shop(client)
+    dashboard, feed = await watch(client, shop)
+
+    async def killed(order_id: str, version: int, **_: Any) -> bool:
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(app[realtime_key].publisher, "emitter", LostEmits())
+        patch.setattr(app[store_key].orders, "clear_outbox", killed)
+        placed = await shop.place_order(shop.customers[0])
+    await asyncio.sleep(0.3)
+    assert not dashboard.events() and not feed.events()  # nobody heard of it: it was the last event
+
+    await age_outboxes(app)
+    assert await app[orders_key].publish_unpublished() == 1
+    for live in (dashboard, feed):
+        await live.wait(lambda live=live: len(live.events()) >= 1)
+        assert versions(live) == [("order:created", 1, "pending", None)]
+        assert live.seqs() == [1]
+    assert await outbox_of(app, placed["id"]) == (None, None)
+    await asyncio.gather(dashboard.close(), feed.close())
+
+
+async def recount(app: web.Application, shop: Shop) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(stored counters, recount from the orders) and (stored stock, stock from the orders)."""
+    db = app[store_key].db
+    market = await db["markets"].find_one({"_id": shop.market_id})
+    product = await db["products"].find_one({"_id": shop.product["id"]})
+    assert market is not None and product is not None
+    live = [order async for order in db["orders"].find({"market_id": shop.market_id, "status": {"$ne": "cancelled"}})]
+    taken = sum(item["quantity"] for order in live for item in order["items"])
+    return (
+        ((market["total_orders"], market["total_revenue_cents"]),
+         (len(live), sum(order["total_cents"] for order in live))),
+        (product["stock"], shop.product["stock"] - taken),
+    )  # fmt: skip
+
+
+async def markers_left(app: web.Application, shop: Shop) -> tuple[Any, Any]:
+    db = app[store_key].db
+    market = await db["markets"].find_one({"_id": shop.market_id})
+    product = await db["products"].find_one({"_id": shop.product["id"]})
+    assert market is not None and product is not None
+    return market.get("counted") or None, product.get("returned") or None
+
+
+async def test_counters_and_stock_left_by_a_killed_writer_are_applied_once(
+    client: TestClient, app: web.Application, second_app: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = await open_shop(client, stock=100)
+    effects = app[store_key].order_effects
+    store_orders = app[store_key].orders
+
+    async def killed(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("killed")
+
+    # Killed before the counters write of a placement, and before the stock write of a cancellation.
+    with monkeypatch.context() as patch:
+        patch.setattr(effects, "count", killed)
+        patch.setattr(effects, "return_stock", killed)
+        kept = await shop.place_order(shop.customers[0], quantity=3)
+        cancelled = await shop.place_order(shop.customers[0], quantity=5)
+        await shop.move(cancelled["id"], "cancelled")
+    # Killed after the counters/stock writes, before the entries are cleared from the order.
+    with monkeypatch.context() as patch:
+        patch.setattr(store_orders, "clear_effect", killed)
+        applied = await shop.place_order(shop.customers[0], quantity=7)
+        applied_then_cancelled = await shop.place_order(shop.customers[0], quantity=11)
+        await shop.move(applied_then_cancelled["id"], "cancelled")
+    counters, stock = await recount(app, shop)
+    assert counters[0] != counters[1] and stock[0] != stock[1]  # what the kills lost
+    documents = {order["id"]: await store_orders.collection.find_one({"_id": order["id"]})
+                 for order in (kept, cancelled, applied, applied_then_cancelled)}  # fmt: skip
+    assert sorted(documents[cancelled["id"]]["effects"]) == ["count:1", "count:2", "restock:2"]
+    shown = await client.get(f"/api/v1/orders/{cancelled['id']}", headers=shop.admin.headers)
+    assert "effects" not in await shown.json()
+    for path in (f"/api/v1/markets/{shop.market_id}", f"/api/v1/products/{shop.product['id']}"):
+        response = await client.get(path)
+        body = await response.json()
+        assert "counted" not in body and "returned" not in body
+
+    assert await app[orders_key].publish_unpublished() == 0  # younger than the repair bound
+    await age_outboxes(app)
+    repairs = [app[orders_key], second_app[orders_key]] * 2
+    counts = await asyncio.gather(*(repair.publish_unpublished() for repair in repairs))
+    assert sum(counts) == 4  # each order repaired by exactly one pass
+    await age_outboxes(app)
+    assert await app[orders_key].publish_unpublished(older_than=timedelta(0)) == 0  # nothing left
+    counters, stock = await recount(app, shop)
+    assert counters[0] == counters[1] == (2, (3 + 7) * 1000)
+    assert stock[0] == stock[1] == 100 - 10
+    for order in (kept, cancelled, applied, applied_then_cancelled):
+        document = await store_orders.collection.find_one({"_id": order["id"]})
+        assert document is not None and not document.get("effects") and "outbox_ms" not in document
+    # Whoever clears an entry drops its markers: the repair did, for all of them.
+    assert await markers_left(app, shop) == (None, None)
+
+
+async def test_a_move_does_not_apply_an_earlier_writers_effects(
+    client: TestClient, app: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The placement's counter write is still pending (its writer may be alive) when a move
+    carries it over: the move leaves it to its writer or the repair pass, which applies it once."""
+    shop = await open_shop(client)
+
+    async def killed(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(app[store_key].order_effects, "count", killed)
+        placed = await shop.place_order(shop.customers[0])
+    await shop.move(placed["id"], "confirmed")
+    counters, _ = await recount(app, shop)
+    assert counters[0] == (0, 0)
+    document = await app[store_key].orders.collection.find_one({"_id": placed["id"]})
+    assert document is not None and list(document["effects"]) == ["count:1"] and "outbox" not in document
+    await age_outboxes(app)
+    assert await app[orders_key].publish_unpublished() == 1
+    counters, stock = await recount(app, shop)
+    assert counters[0] == counters[1] == (1, 1000)
+    assert stock[0] == stock[1]
+    assert await markers_left(app, shop) == (None, None)
 
 
 @pytest.fixture
@@ -209,7 +354,7 @@ async def test_publishers_racing_on_one_event_store_it_once(
     client: TestClient, app: web.Application, second_app: web.Application
 ) -> None:
     """No claim at all (the publishers themselves, at once): the history's unique key still keeps
-    one copy; the loser's seq is left a hole (clients resync over it), never a second copy."""
+    one copy, and the losers take no number (no hole)."""
     shop = await open_shop(client)
     dashboard, feed = await watch(client, shop)
     orders: Orders = app[orders_key]
@@ -226,6 +371,7 @@ async def test_publishers_racing_on_one_event_store_it_once(
     history = app[store_key].db["event_history"]
     stream = f"market:{shop.market_id}"
     assert await history.count_documents({"stream": stream}) == 1
+    assert await app[realtime_key].events.current_seq(stream) == 1
     await dashboard.wait(lambda: len(dashboard.events()) >= 1)
     await asyncio.sleep(0.3)
     assert len(dashboard.events()) == 1
@@ -289,9 +435,13 @@ async def test_store_outbox_travels_with_the_order_and_clears_by_version(store: 
 async def test_store_history_keeps_one_event_per_key(store: Store) -> None:
     log = EventLog(store.db, max_events=1000, max_age=timedelta(hours=24))
     await log.create_indexes()
-    assert await log.append("market:m", 1, "order:created", {"seq": 1}, key="k")
-    assert await log.append("market:m", 2, "order:created", {"seq": 2})
-    assert await log.append("market:m", 3, "order:created", {"seq": 3})  # unkeyed events do not collide
-    assert not await log.append("market:m", 4, "order:created", {"seq": 4}, key="k")
+    first = await log.append("market:m", "order:created", {"n": 1}, key="k")
+    assert first is not None and first.seq == 1
+    assert await log.append("market:m", "order:created", {"n": 2})
+    assert await log.append("market:m", "order:created", {"n": 3})  # unkeyed events do not collide
+    assert await log.append("market:m", "order:created", {"n": 4}, key="k") is None
     assert await log.has("k") and not await log.has("other")
+    assert await log.by_key("k") == first
     assert [event.seq for event in await log.after("market:m", 0, limit=10)] == [1, 2, 3]
+    assert (await log.append("market:m", "order:created", {"n": 5})) is not None  # no number lost
+    assert [event.seq for event in await log.after("market:m", 0, limit=10)] == [1, 2, 3, 4]

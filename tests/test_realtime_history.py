@@ -1,4 +1,4 @@
-"""The event counters and history on every backend (nx-27017, mongomock-motor, real MongoDB when
+"""The event history (which numbers the events) on every backend (nx-27017, mongomock-motor, real MongoDB when
 MONGODB_URL is set), recovery's rules, and that publishing never fails or holds up its caller."""
 
 from __future__ import annotations
@@ -41,18 +41,30 @@ async def log(request: pytest.FixtureRequest, nx_server: NxServer, db_name: str)
 async def append(log: EventLog, stream: str, count: int) -> list[int]:
     seqs = []
     for _ in range(count):
-        seq = await log.next_seq(stream)
-        await log.append(stream, seq, "order:created", {"stream": stream, "seq": seq, "order": {"id": str(seq)}})
-        seqs.append(seq)
+        stored = await log.append(stream, "order:created", {"order": {"id": str(len(seqs) + 1)}})
+        assert stored is not None
+        seqs.append(stored.seq)
     return seqs
 
 
-async def test_counters_are_per_stream_and_atomic(log: EventLog) -> None:
-    seqs = await asyncio.gather(*(log.next_seq("market:a") for _ in range(20)))
-    assert sorted(seqs) == list(range(1, 21))
-    assert await log.next_seq("market:b") == 1
+async def test_numbers_are_per_stream_dense_and_taken_by_the_write(log: EventLog) -> None:
+    # Two "instances" (their own hints) writing one stream at once: every number once, no hole.
+    other = EventLog(log.history.database, max_events=1000, max_age=timedelta(hours=24))
+    stored = await asyncio.gather(*(writer.append("market:a", "order:created", {"n": n})
+                                    for n in range(10) for writer in (log, other)))  # fmt: skip
+    assert sorted(event.seq for event in stored if event) == list(range(1, 21))
+    assert all(event is not None and event.payload["seq"] == event.seq for event in stored)
+    assert [e.seq for e in await log.after("market:a", 0, limit=100)] == list(range(1, 21))
+    assert await append(log, "market:b", 1) == [1]
     assert await log.current_seq("market:a") == 20
     assert await log.current_seq("market:none") == 0
+    # A stale hint (another instance wrote since) costs a retry, never a duplicate number.
+    assert await append(other, "market:a", 1) == [21]
+    assert await append(log, "market:a", 1) == [22]
+    # The same key twice: stored once, and the second write takes no number.
+    assert (await log.append("market:a", "order:created", {}, key="k")) is not None
+    assert await other.append("market:a", "order:created", {}, key="k") is None
+    assert await log.current_seq("market:a") == 23
 
 
 async def test_history_reads_back_in_order_and_recovery_rules(log: EventLog) -> None:
@@ -61,6 +73,7 @@ async def test_history_reads_back_in_order_and_recovery_rules(log: EventLog) -> 
     events = await log.after("user:x", 2, limit=10)
     assert [e.seq for e in events] == [3, 4, 5]
     assert events[0].payload == {"stream": "user:x", "seq": 3, "order": {"id": "3"}}
+    assert events[0].event == "order:created"
 
     history = History(log)
     assert [e.seq for e in (await history.missed("user:x", 1)).events] == [2, 3, 4, 5]
@@ -75,14 +88,35 @@ async def test_history_reads_back_in_order_and_recovery_rules(log: EventLog) -> 
     assert [e.seq for e in (await history.missed("user:x", 3)).events] == [4]
 
 
-async def test_history_is_trimmed_to_its_size(log: EventLog) -> None:
+async def test_history_is_trimmed_beyond_its_size_and_age_only(log: EventLog) -> None:
     small = EventLog(log.history.database, max_events=10, max_age=timedelta(hours=24))
     stream = "market:busy"
     await append(small, stream, TRIM_EVERY)  # the trim runs at every TRIM_EVERY-th event
-    assert [e.seq for e in await small.after(stream, 0, limit=1000)] == list(range(91, 101))
+    # All younger than max_age: nothing goes.
+    assert len(await small.after(stream, 0, limit=1000)) == TRIM_EVERY
+    await small.history.update_many({"stream": stream}, {"$inc": {"created_ms": -25 * 3600 * 1000}})
+    await append(small, stream, TRIM_EVERY)
+    # At the trim (seq 200) what is old AND beyond the last 10 goes (1..100); young ones stay.
+    assert [e.seq for e in await small.after(stream, 0, limit=1000)] == list(range(101, 201))
+    assert await small.current_seq(stream) == 200
     history = History(small)
-    assert (await history.missed(stream, 50)).resync_seq == 100
-    assert [e.seq for e in (await history.missed(stream, 92)).events] == list(range(93, 101))
+    assert (await history.missed(stream, 150)).resync_seq == 200
+    assert [e.seq for e in (await history.missed(stream, 192)).events] == list(range(193, 201))
+
+
+async def test_the_newest_event_is_kept_however_old(log: EventLog) -> None:
+    small = EventLog(log.history.database, max_events=1, max_age=timedelta(0))
+    stream = "market:quiet"
+    await append(small, stream, TRIM_EVERY)
+    await small.history.update_many({"stream": stream}, {"$inc": {"created_ms": -25 * 3600 * 1000}})
+    assert await small.current_seq(stream) == TRIM_EVERY  # numbering goes on from here, not from 1
+    assert await append(small, stream, 1) == [TRIM_EVERY + 1]
+
+
+async def test_an_old_ttl_index_is_dropped_on_upgrade(log: EventLog) -> None:
+    await log.history.create_index("created_at", expireAfterSeconds=3600, name="created_ttl")
+    await log.create_indexes()
+    assert not [spec for spec in (await log.history.index_information()).values() if "expireAfterSeconds" in spec]
 
 
 class Recorder:

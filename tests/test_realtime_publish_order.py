@@ -1,5 +1,5 @@
-"""Fan-out details: a stream's events leave an instance in seq order (even when concurrent publishes store them
-out of order), and Redis messages no local client needs are dropped before they are decoded."""
+"""Fan-out details: one instance writes a stream's events one at a time and they leave it in seq order,
+and Redis messages no local client needs are dropped before they are decoded."""
 
 from __future__ import annotations
 
@@ -10,30 +10,28 @@ import orjson
 
 from hub.realtime.publisher import Publisher
 from hub.realtime.server import HubRedisManager
+from store.events import StoredEvent
 
 
 class SlowFirstLog:
-    """An event log whose first append of a stream finishes after the second one (or fails)."""
+    """An event log whose first append of a stream is slow (or fails)."""
 
     def __init__(self, *, fail_first: bool = False) -> None:
         self.fail_first = fail_first
+        self.calls = 0
         self.seq = 0
         self.first_may_finish = asyncio.Event()
         self.stored: list[int] = []
 
-    async def next_seq(self, stream: str) -> int:
-        self.seq += 1
-        return self.seq
-
-    async def append(self, stream: str, seq: int, event: str, payload: dict[str, Any], **_: Any) -> bool:
-        if seq == 1:
+    async def append(self, stream: str, event: str, body: dict[str, Any], **_: Any) -> StoredEvent | None:
+        self.calls += 1
+        if self.calls == 1:
             await asyncio.wait_for(self.first_may_finish.wait(), 5)
             if self.fail_first:
                 raise ConnectionError("database went away")
-        else:
-            self.first_may_finish.set()
-        self.stored.append(seq)
-        return True
+        self.seq += 1
+        self.stored.append(self.seq)
+        return StoredEvent(stream=stream, seq=self.seq, event=event, payload={"stream": stream, "seq": self.seq})
 
 
 class Recorder:
@@ -44,26 +42,31 @@ class Recorder:
         self.emitted.append(data["seq"])
 
 
-async def test_a_later_seq_stored_first_is_emitted_after_the_earlier_one() -> None:
+async def test_one_instance_writes_a_stream_one_event_at_a_time_and_emits_in_order() -> None:
     log, emitter = SlowFirstLog(), Recorder()
     publisher = Publisher(log, emitter)  # type: ignore[arg-type]
     first = asyncio.create_task(publisher.publish("market:m", "order:created", {"order": {}}))
-    await asyncio.sleep(0)  # the first takes seq 1 and waits in its append
-    second = await asyncio.wait_for(publisher.publish("market:m", "order:created", {"order": {}}), 5)
-    assert second == 2
-    assert log.stored[0] == 2  # stored out of order ...
-    assert await asyncio.wait_for(first, 5) == 1
-    assert emitter.emitted == [1, 2]  # ... emitted in order
+    await asyncio.sleep(0)  # the first is in its append
+    second = asyncio.create_task(publisher.publish("market:m", "order:created", {"order": {}}))
+    other_stream = await asyncio.wait_for(publisher.publish("market:o", "order:created", {"order": {}}), 5)
+    assert other_stream == 1 and log.calls == 2  # another stream is not held up; this one waits its turn
+    log.first_may_finish.set()
+    assert await asyncio.wait_for(first, 5) == 2
+    assert await asyncio.wait_for(second, 5) == 3
+    assert emitter.emitted == [1, 2, 3]
+    assert not publisher._locks  # nothing kept for streams no longer written
 
 
-async def test_a_seq_that_could_not_be_stored_does_not_hold_up_the_next() -> None:
+async def test_an_event_that_could_not_be_stored_does_not_hold_up_the_next() -> None:
     log, emitter = SlowFirstLog(fail_first=True), Recorder()
     publisher = Publisher(log, emitter)  # type: ignore[arg-type]
     first = asyncio.create_task(publisher.publish("market:m", "order:created", {"order": {}}))
     await asyncio.sleep(0)
-    assert await asyncio.wait_for(publisher.publish("market:m", "order:created", {"order": {}}), 5) == 2
+    second = asyncio.create_task(publisher.publish("market:m", "order:created", {"order": {}}))
+    log.first_may_finish.set()
     assert await asyncio.wait_for(first, 5) is None
-    assert emitter.emitted == [2]
+    assert await asyncio.wait_for(second, 5) == 1  # no number was used up by the failure
+    assert emitter.emitted == [1]
     assert publisher.failures == 1
 
 

@@ -1,7 +1,7 @@
 """Publishing order events from outside the hub (a worker, a script, a cron job).
 
-The event takes the same path as one published by a hub instance: the next seq from the
-stream's counter in MongoDB, a copy in the stream history, then an emit on the hub's Redis
+The event takes the same path as one published by a hub instance (hub/realtime/publisher.py):
+numbered and stored in the stream history in one write, then emitted on the hub's Redis
 channel (python-socketio's AsyncRedisManager in write-only mode), which every instance
 delivers to its clients. Clients that miss it (Redis down, not connected) recover it from the
 history like any other event.
@@ -38,7 +38,7 @@ class ManagerEmitter:
 
 
 class ExternalPublisher:
-    """An order listener for processes other than the hub: same streams, counters, history, channel."""
+    """An order listener for processes other than the hub: same streams, history (and numbering), channel."""
 
     def __init__(self, settings: Settings) -> None:
         if not settings.mongodb_url:

@@ -1,9 +1,9 @@
 """Recovery: which stored events a client that last saw `since` is owed, or that it must resync.
 
 The publisher writes an event to the history before emitting it, so whatever a client missed
-live is there, unless it is older than the history keeps. A seq can be allocated a moment
-before its event is written: a hole right after `since` is read again once before it is taken
-as gone (then the client is told to resync and reload over REST).
+live is there, unless it is older than the history keeps. A seq is taken by writing its event
+(store/events.py), so a hole right after `since` means trimmed; it is read again once anyway
+before it is taken as gone (then the client is told to resync and reload over REST).
 """
 
 from __future__ import annotations

@@ -1,34 +1,33 @@
 """The order event publisher: an OrderListener that numbers, stores and emits every order event.
 
 For each order event, two streams: the market's (`market:{id}`, pushed on /dashboard) and the
-customer's (`user:{id}`, pushed on /orders). Per stream: take the next seq from the atomic
-counter, write the event to the history, then emit it to the stream's room (through Redis to
+customer's (`user:{id}`, pushed on /orders). Per stream: number and store the event in
+the history (one write, store/events.py), then emit it to the stream's room (through Redis to
 every instance when configured; in the hub through a BackgroundEmitter, so the request waits for
-the history write only). Nothing here raises into the request that made the change: a
-failure is logged and counted, and the history lets clients recover what they missed.
+the history write only). Nothing here raises into the request that made the change: a failure is
+logged and counted, and the history lets clients recover what they missed.
 
-Two publishes to one stream on one instance run concurrently (two requests): the one with the
-higher seq may finish its history write first. Emitting it at once would show clients a gap
-(and make them replay), so a stream's events leave an instance in seq order: an event waits
-until every lower seq this instance took for the stream is emitted or given up on. The request
-never waits for that: it only queues.
+One instance writes a stream's events one at a time (a lock per stream): its numbers are then
+taken without contention, and its events leave it in seq order (emitting them while holding the
+lock costs nothing in the hub, where an emit only queues).
 
 Order events come from the order's outbox (store/orders.py): the events a write recorded in the
 order document itself. Each is published once per stream whoever publishes it (the writer, a
 later writer that carried it over, or the sweeper's repair pass after a crash): its history entry
 has a unique key (stream, order, version, event), a publisher that did not make the event looks
-for the key before taking a seq, and a race that still stores it twice is refused by the index
-(leaving a seq hole, which clients resync over). An order's events go out oldest version first,
-so `order:created` is numbered before the order's updates.
+for the key first, and a race that still stores it twice is refused by the index (the loser takes
+no number). The repair pass emits an event it finds stored again (same seq; clients drop a seq they
+have): its writer may have died between the history write and the emit, and a client whose last
+event it was would otherwise never hear of it. An order's events go out oldest version first, so
+`order:created` is numbered before the order's updates.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from hub.realtime.streams import ORDER_UPDATED, market_stream, namespace_of, user_stream
@@ -102,10 +101,6 @@ class BackgroundEmitter:
             observer(event)
 
 
-# An event ready to go out, or None when its seq was given up on (not stored).
-_Ready = tuple[str, dict[str, Any]] | None
-
-
 class Publisher:
     def __init__(self, events: EventLog, emitter: Emitter) -> None:
         self.events = events
@@ -114,11 +109,8 @@ class Publisher:
         self.failures = 0
         self.published_observers: list[Callable[[str], None]] = []
         self.failure_observers: list[Callable[[str], None]] = []
-        # Per stream: the seqs this instance took and has not emitted yet (a heap), those of them
-        # that are ready, and whether an emit loop for the stream is running.
-        self._taken: dict[str, list[int]] = {}
-        self._ready: dict[str, dict[int, _Ready]] = {}
-        self._emitting: set[str] = set()
+        # Per stream being written: its lock and how many publishes hold or wait for it.
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     # OrderListener, for processes that publish orders written elsewhere (hub/realtime/external.py)
 
@@ -135,8 +127,9 @@ class Publisher:
         """Publish the order's outbox, oldest version first; True when every event is in the history.
 
         `fresh_version`: the version the caller has just written, whose events nobody else can
-        have published yet (no look-up first); None in a repair. Events of earlier versions were
-        left by another writer: waited for a moment, then published unless stored."""
+        have published yet (no look-up first); None in a repair, which emits again what it finds
+        stored. Events of earlier versions were left by another writer: waited for a moment, then
+        published unless stored."""
         for pending in sorted(order.outbox, key=lambda pending: pending.version):
             fresh = pending.version == fresh_version
             grace = EARLIER_WRITER_GRACE_SECONDS if fresh_version is not None and not fresh else 0.0
@@ -144,27 +137,46 @@ class Publisher:
             body: dict[str, Any] = {"order": order.at_version(pending.version).model_dump(mode="json")}
             if pending.name == ORDER_UPDATED:
                 body["previous_status"] = order.status_history[pending.version - 2].status.value
-            if not await self._order_event(order, pending, body, check=not fresh, grace=grace):
+            repair = fresh_version is None
+            if not await self._order_event(order, pending, body, check=not fresh, grace=grace, reemit=repair):
                 return False  # a later version must not be numbered before this one
         return True
 
     async def _order_event(
-        self, order: Order, pending: PendingEvent, body: dict[str, Any], *, check: bool, grace: float = 0.0
+        self,
+        order: Order,
+        pending: PendingEvent,
+        body: dict[str, Any],
+        *,
+        check: bool,
+        grace: float = 0.0,
+        reemit: bool = False,
     ) -> bool:
         """One order event on the market's and the customer's stream."""
         streams = (market_stream(order.market_id), user_stream(order.customer_id))
         stored = await asyncio.gather(
             *(self.publish_once(stream, pending.name, body, key=event_key(stream, order.id, pending), check=check,
-                                grace=grace) for stream in streams)
+                                grace=grace, reemit=reemit) for stream in streams)
         )  # fmt: skip
         return all(stored)
 
     async def publish_once(
-        self, stream: str, event: str, body: dict[str, Any], *, key: str, check: bool, grace: float
+        self,
+        stream: str,
+        event: str,
+        body: dict[str, Any],
+        *,
+        key: str,
+        check: bool,
+        grace: float,
+        reemit: bool = False,
     ) -> bool:
-        """Publish unless an event with `key` is stored already; True when it is in the history."""
+        """Publish unless an event with `key` is stored already (then emit the stored one again
+        when `reemit`); True when it is in the history."""
         try:
             if check and await self._stored_within(key, grace):
+                if reemit:
+                    await self._emit_stored(stream, key)
                 return True
             if await self.publish(stream, event, body, key=key) is not None:
                 return True
@@ -186,44 +198,37 @@ class Publisher:
     async def publish(self, stream: str, event: str, body: dict[str, Any], *, key: str | None = None) -> int | None:
         """Number, store and emit one event; its seq, or None when it was not stored (it could not
         be, or an event with the same `key` is stored already)."""
-        try:
-            seq = await self.events.next_seq(stream)
-        except Exception:  # noqa: BLE001 - publishing never fails the caller's write
-            self._failed(event, stream, "store")
-            return None
-        heapq.heappush(self._taken.setdefault(stream, []), seq)
-        ready: _Ready = None
-        try:
-            payload = {"stream": stream, "seq": seq, **body}
-            if await self.events.append(stream, seq, event, payload, key=key):
-                ready = (event, payload)
-            else:  # published meanwhile by another instance: this seq stays a hole (clients resync)
-                log.warning("event stored already; seq left unused", extra={"event": event, "stream": stream})
-        except Exception:  # noqa: BLE001 - publishing never fails the caller's write
-            self._failed(event, stream, "store")
-        finally:
-            # Also when cancelled: a seq left pending would hold up the stream's later events.
-            self._ready.setdefault(stream, {})[seq] = ready
-        await self._emit_in_order(stream)
-        return seq if ready is not None else None
+        async with self._stream_lock(stream):
+            try:
+                stored = await self.events.append(stream, event, body, key=key)
+            except Exception:  # noqa: BLE001 - publishing never fails the caller's write
+                self._failed(event, stream, "store")
+                return None
+            if stored is None:  # published meanwhile by another instance, which emits it
+                return None
+            await self._emit(stream, event, stored.payload)
+            return stored.seq
 
-    async def _emit_in_order(self, stream: str) -> None:
-        """Emit the stream's ready events while the lowest seq taken here is among them. One loop
-        per stream: a publish that finds it running leaves its event to it."""
-        if stream in self._emitting:
-            return
-        self._emitting.add(stream)
+    async def _emit_stored(self, stream: str, key: str) -> None:
+        """Emit a stored event again, as stored (same seq), in turn with the stream's new events."""
+        async with self._stream_lock(stream):
+            stored = await self.events.by_key(key)
+            if stored is not None:
+                await self._emit(stream, stored.event, stored.payload)
+
+    @contextlib.asynccontextmanager
+    async def _stream_lock(self, stream: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(stream) or (asyncio.Lock(), 0)
+        self._locks[stream] = (lock, users + 1)
         try:
-            taken, ready = self._taken[stream], self._ready[stream]
-            while taken and taken[0] in ready:
-                item = ready.pop(heapq.heappop(taken))
-                if item is not None:
-                    await self._emit(stream, *item)
+            async with lock:
+                yield
         finally:
-            self._emitting.discard(stream)
-            if not self._taken.get(stream):
-                self._taken.pop(stream, None)
-                self._ready.pop(stream, None)
+            lock, users = self._locks[stream]
+            if users == 1:
+                del self._locks[stream]
+            else:
+                self._locks[stream] = (lock, users - 1)
 
     async def _emit(self, stream: str, event: str, payload: dict[str, Any]) -> None:
         try:

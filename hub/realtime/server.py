@@ -16,6 +16,7 @@ What changes against a stock `socketio.AsyncServer` (the wire protocol does not)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -164,7 +165,8 @@ class LeanSocket(eio_async_socket.AsyncSocket):
 
     async def _send_ping_now(self) -> None:
         self.last_ping = time.time()  # type: ignore[assignment]  # engineio's untyped attribute
-        await self.send(eio_packet.Packet(eio_packet.PING))
+        with contextlib.suppress(engineio.exceptions.SocketIsClosedError):  # closed since the timer fired
+            await self.send(eio_packet.Packet(eio_packet.PING))
 
     async def _websocket_handler(self, ws: Any) -> Any:
         if self.connected:  # type: ignore[has-type]  # engineio's untyped attribute
