@@ -67,13 +67,6 @@ class Markets:
         )
         return from_document(Market, document) if document else None
 
-    async def add_to_counters(self, market_id: str, *, orders: int, revenue_cents: int) -> None:
-        oid = parse_id(market_id)
-        if oid is not None:
-            await self.collection.update_one(
-                {"_id": oid}, {"$inc": {"total_orders": orders, "total_revenue_cents": revenue_cents}}
-            )
-
     async def search(
         self, *, verified: bool | None, text: str | None, skip: int, limit: int
     ) -> tuple[list[Market], int]:

@@ -71,19 +71,6 @@ class Products:
         )
         return result.modified_count == 1
 
-    async def take_stock(self, product_id: str, quantity: int) -> bool:
-        """Take `quantity` if at least that much is there; atomic on one document."""
-        result = await self.collection.update_one(
-            {"_id": product_id, "stock": {"$gte": quantity}},
-            {"$inc": {"stock": -quantity}, "$currentDate": {"updated_at": True}},
-        )
-        return result.modified_count == 1
-
-    async def return_stock(self, product_id: str, quantity: int) -> None:
-        await self.collection.update_one(
-            {"_id": product_id}, {"$inc": {"stock": quantity}, "$currentDate": {"updated_at": True}}
-        )
-
     async def follow_market(self, market_id: str, *, active: bool | None = None, currency: str | None = None) -> None:
         """Keep the copies of market facts on its products in step: a deactivated market's products
         leave the public catalog, and prices follow the market's currency."""

@@ -89,18 +89,13 @@ async def test_one_market_per_owner(store: Store) -> None:
     assert ([item.id for item in total[0]], total[1]) == ([market.id], 1)
 
 
-async def test_market_update_counters_and_soft_delete(store: Store) -> None:
+async def test_market_update_and_soft_delete(store: Store) -> None:
     market = await store.markets.insert(new_id(), market_fields())
     updated = await store.markets.update(market.id, {"name": "Renamed", "verified": True})
     assert updated is not None
     assert (updated.name, updated.verified, updated.created_at) == ("Renamed", True, market.created_at)
     assert isinstance(updated.updated_at, datetime)  # $currentDate keeps a datetime on every backend
     assert updated.updated_at >= market.updated_at
-    await store.markets.add_to_counters(market.id, orders=2, revenue_cents=700)
-    await store.markets.add_to_counters(market.id, orders=1, revenue_cents=300)
-    counted = await store.markets.get(market.id)
-    assert counted is not None
-    assert (counted.total_orders, counted.total_revenue_cents) == (3, 1000)
     assert await store.markets.update("bad", {"name": "x"}) is None
 
     assert await store.markets.update(market.id, {"is_active": False}) is not None
@@ -138,33 +133,56 @@ async def test_market_search_is_literal_paginated_newest_first(store: Store) -> 
     assert await found("fish", verified=False) == [markets[4].id]
 
 
-async def test_take_stock_is_conditional_and_never_negative(store: Store) -> None:
+async def test_stock_holds_are_conditional_and_never_negative(store: Store) -> None:
     product = await store.products.insert(new_id(), "UAH", product_fields(stock=5))
+    holds = store.order_holds
+    first, second, third = new_id(), new_id(), new_id()
 
     async def stock() -> int:
         current = await store.products.get(product.id)
         assert current is not None
         return current.stock
 
-    assert await store.products.take_stock(product.id, 3) is True
+    assert await holds.take(product.id, first, 3) is True
+    assert await holds.take(product.id, first, 1) is False  # one hold per order and product
+    assert await holds.take(product.id, second, 3) is False
     assert await stock() == 2
-    assert await store.products.take_stock(product.id, 3) is False
-    assert await stock() == 2
-    assert await store.products.take_stock(product.id, 2) is True
-    assert await store.products.take_stock(product.id, 1) is False
+    assert await holds.take(product.id, second, 2) is True
+    assert await holds.take(product.id, third, 1) is False
     assert await stock() == 0
-    await store.products.return_stock(product.id, 4)
-    assert await stock() == 4
-    assert await store.products.take_stock(new_id(), 1) is False
+    # Giving back is idempotent: only a line that is held comes back, once.
+    assert await holds.give_back(product.id, first, 3) is True
+    assert await holds.give_back(product.id, first, 3) is False
+    assert await stock() == 3
+    # Released (the order was written): the stock stays taken and the hold record goes.
+    await holds.release(product.id, second)
+    assert await holds.give_back(product.id, second, 2) is False
+    assert await stock() == 3
+    assert await holds.take(new_id(), third, 1) is False
 
 
-async def test_concurrent_take_stock_never_oversells(store: Store) -> None:
+async def test_concurrent_holds_never_oversell(store: Store) -> None:
     product = await store.products.insert(new_id(), "UAH", product_fields(stock=10))
-    results = await asyncio.gather(*(store.products.take_stock(product.id, 3) for _ in range(12)))
+    results = await asyncio.gather(*(store.order_holds.take(product.id, new_id(), 3) for _ in range(12)))
     assert results.count(True) == 3
     current = await store.products.get(product.id)
     assert current is not None
     assert current.stock == 1
+
+
+async def test_order_effects_apply_once(store: Store) -> None:
+    market = await store.markets.insert(new_id(), market_fields())
+    product = await store.products.insert(market.id, "UAH", product_fields(stock=1))
+    effects, order_id = store.order_effects, new_id()
+    assert await effects.return_stock(product.id, order_id, 4) is True
+    assert await effects.return_stock(product.id, order_id, 4) is False
+    assert await effects.count(market.id, f"{order_id}:1", orders=1, revenue_cents=700) is True
+    assert await effects.count(market.id, f"{order_id}:1", orders=1, revenue_cents=700) is False
+    assert await effects.count(market.id, f"{order_id}:2", orders=-1, revenue_cents=-700) is True
+    restocked, counted = await store.products.get(product.id), await store.markets.get(market.id)
+    assert restocked is not None and counted is not None
+    assert restocked.stock == 5
+    assert (counted.total_orders, counted.total_revenue_cents) == (0, 0)
 
 
 async def test_product_search_filters_and_pagination(store: Store) -> None:
@@ -223,7 +241,7 @@ async def test_product_update_and_soft_delete(store: Store) -> None:
                                          limit=10)  # fmt: skip
     assert search == ([], 0)
     # The document stays for the orders that point at it, and stock can still come back.
-    await store.products.return_stock(product.id, 2)
+    await store.order_effects.return_stock(product.id, new_id(), 2)
     kept = await store.products.collection.find_one({"_id": product.id})
     assert kept is not None
     assert kept["stock"] == 7

@@ -17,8 +17,9 @@ later writer that carried it over, or the sweeper's repair pass after a crash): 
 has a unique key (stream, order, version, event), a publisher that did not make the event looks
 for the key first, and a race that still stores it twice is refused by the index (the loser takes
 no number). The repair pass emits an event it finds stored again (same seq; clients drop a seq they
-have): its writer may have died between the history write and the emit, and a client whose last
-event it was would otherwise never hear of it. An order's events go out oldest version first, so
+have) while it is its stream's newest: its writer may have died between the history write and the
+emit, and a client whose last event it was would otherwise never hear of it (a later event shows
+clients the gap, and they replay it). An order's events go out oldest version first, so
 `order:created` is numbered before the order's updates.
 """
 
@@ -210,10 +211,12 @@ class Publisher:
             return stored.seq
 
     async def _emit_stored(self, stream: str, key: str) -> None:
-        """Emit a stored event again, as stored (same seq), in turn with the stream's new events."""
+        """Emit a stored event again, as stored (same seq), in turn with the stream's new events;
+        only while it is the stream's newest: a client that missed it and has seen a later one
+        noticed the gap and replays it, and a second copy costs a client that has it a duplicate."""
         async with self._stream_lock(stream):
             stored = await self.events.by_key(key)
-            if stored is not None:
+            if stored is not None and await self.events.current_seq(stream) == stored.seq:
                 await self._emit(stream, stored.event, stored.payload)
 
     @contextlib.asynccontextmanager
