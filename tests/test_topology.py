@@ -140,6 +140,9 @@ async def test_nginx_two_hubs_redis_and_a_dashboard_that_survives_a_sigterm(
             await again.close()
 
         survivor_metrics = Url(session, survivor.url)
-        assert await read_metric(survivor_metrics, "hub_events_published_total", event="order:created") >= 1
-        assert await read_metric(survivor_metrics, "hub_events_delivered_total", namespace="/dashboard") >= 3
+        # The survivor made two of the orders (the one placed on it directly, and the missed one): it
+        # published and emitted both. Events of the other instance reach it through Redis only while it has
+        # a client in the room, so they are not counted here.
+        assert await read_metric(survivor_metrics, "hub_events_published_total", event="order:created") >= 2
+        assert await read_metric(survivor_metrics, "hub_events_delivered_total", namespace="/dashboard") >= 2
         assert await read_metric(survivor_metrics, "hub_event_replays_total", namespace="/dashboard") >= 1
