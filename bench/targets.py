@@ -44,6 +44,19 @@ from bench.orders import PRODUCTS, make_order
 LOOPBACK = "127.0.0.1"
 
 
+async def stop_processes(procs: list[subprocess.Popen[bytes]], *, grace_s: float) -> None:
+    """SIGTERM them all, wait up to `grace_s` each, then SIGKILL whatever is left."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            await asyncio.to_thread(p.wait, grace_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
 @dataclass(frozen=True)
 class EmitOutcome:
     order_id: str
@@ -178,15 +191,7 @@ class BaselineTarget:
             await wait_http_ok(f"http://{LOOPBACK}:{port}/health", proc)
 
     async def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                await asyncio.to_thread(p.wait, 10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        await stop_processes(self.procs, grace_s=10)
 
     def server_pids(self) -> list[int]:
         return [p.pid for p in self.procs]
@@ -316,15 +321,7 @@ class HubTarget:
             await wait_http_ok(f"http://{LOOPBACK}:{port}/health", proc, timeout=60)
 
     async def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                await asyncio.to_thread(p.wait, 15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        await stop_processes(self.procs, grace_s=15)
         if self.mongo is not None:
             await self.mongo.stop()
             # the database is this run's only; the logs stay in logdir
