@@ -20,9 +20,9 @@ RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin app
 
-# Dependency layer: rebuilt only when requirements.txt changes.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# Dependency layer: rebuilt only when the runtime lock changes; exact versions, hashes checked.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
 # Application code (owned by root, read-only for the runtime user).
 COPY hub/ ./hub/
