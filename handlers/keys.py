@@ -12,7 +12,11 @@ from hub.catalog import Catalog
 from hub.drain import Drain
 from hub.metrics import HubMetrics
 from hub.notices import EmailNotices
-from hub.orders import Orders
+from hub.orders.followup import OrderFollowUp
+from hub.orders.placing import OrderPlacing
+from hub.orders.reading import OrderReader
+from hub.orders.status import OrderStatusChanges
+from hub.orders.sweeper import OrderSweeper
 from hub.ratelimit import RequestLimiter
 from hub.realtime.engine import Realtime
 from hub.realtime.server import HubServer
@@ -23,7 +27,12 @@ settings_key = web.AppKey("settings", Settings)
 store_key = web.AppKey("store", Store)
 accounts_key = web.AppKey("accounts", Accounts)
 catalog_key = web.AppKey("catalog", Catalog)
-orders_key = web.AppKey("orders", Orders)
+# The order domain, one service per job (hub/orders/).
+order_placing_key = web.AppKey("order_placing", OrderPlacing)
+order_reader_key = web.AppKey("order_reader", OrderReader)
+order_status_key = web.AppKey("order_status", OrderStatusChanges)
+order_follow_up_key = web.AppKey("order_follow_up", OrderFollowUp)
+order_sweeper_key = web.AppKey("order_sweeper", OrderSweeper)
 analytics_key = web.AppKey("analytics", Analytics)
 # Only when EMAIL_SERVICE_URL is set.
 email_notices_key = web.AppKey("email_notices", EmailNotices)

@@ -6,7 +6,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from handlers.http import ApiRoutes, Header, current_user, json_response, list_of, list_response, validation_details
-from handlers.keys import orders_key
+from handlers.keys import order_placing_key, order_reader_key, order_status_key
 from hub.errors import ValidationFailed
 from hub.schemas.orders import IdempotencyHeader, IdempotencyKey, OrderCreate, OrderQuery, OrderStatusChange
 from store.models import Order
@@ -42,7 +42,7 @@ def idempotency_key(request: web.Request) -> str | None:
 )
 async def place_order(request: web.Request, body: OrderCreate) -> web.Response:
     user = await current_user(request)
-    order, replayed = await request.app[orders_key].place(user, body, idempotency_key(request))
+    order, replayed = await request.app[order_placing_key].place(user, body, idempotency_key(request))
     if replayed:
         return json_response(order, headers={"Idempotent-Replayed": "true"})
     return json_response(order, status=201)
@@ -58,14 +58,14 @@ async def place_order(request: web.Request, body: OrderCreate) -> web.Response:
 )
 async def list_orders(request: web.Request, query: OrderQuery) -> web.Response:
     user = await current_user(request)
-    orders, total = await request.app[orders_key].list_orders(user, query)
+    orders, total = await request.app[order_reader_key].list_orders(user, query)
     return list_response(orders, total)
 
 
 @routes.route("GET", "/orders/{id}", summary="An order", response=Order, errors=(401, 404))
 async def get_order(request: web.Request) -> web.Response:
     user = await current_user(request)
-    return json_response(await request.app[orders_key].get(user, request.match_info["id"]))
+    return json_response(await request.app[order_reader_key].get(user, request.match_info["id"]))
 
 
 @routes.route(
@@ -78,4 +78,4 @@ async def get_order(request: web.Request) -> web.Response:
 )
 async def change_status(request: web.Request, body: OrderStatusChange) -> web.Response:
     user = await current_user(request)
-    return json_response(await request.app[orders_key].change_status(user, request.match_info["id"], body))
+    return json_response(await request.app[order_status_key].change_status(user, request.match_info["id"], body))

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from handlers.keys import orders_key
+from handlers.keys import order_reader_key
 from handlers.socket_namespace import SERVICE_ERRORS, LiveNamespace, error_reply
 from hub.errors import NotFound
 from hub.realtime.streams import ORDERS, user_stream
@@ -31,7 +31,7 @@ class OrdersNamespace(LiveNamespace):
             return error_reply("VALIDATION_ERROR")
         user, _ = await self.session_user(sid)
         try:
-            order = await self.app[orders_key].get(user, body.order_id)
+            order = await self.app[order_reader_key].get(user, body.order_id)
         except NotFound:
             return error_reply("NOT_FOUND")
         except SERVICE_ERRORS:

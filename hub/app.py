@@ -20,7 +20,11 @@ from handlers.keys import (
     drain_key,
     email_notices_key,
     metrics_key,
-    orders_key,
+    order_follow_up_key,
+    order_placing_key,
+    order_reader_key,
+    order_status_key,
+    order_sweeper_key,
     realtime_key,
     request_limiter_key,
     settings_key,
@@ -34,11 +38,16 @@ from handlers.pages import add_page_routes
 from hub.accounts import Accounts
 from hub.analytics import Analytics
 from hub.catalog import Catalog
+from hub.clock import SystemClock
 from hub.database import open_store
 from hub.drain import Drain
 from hub.metrics import HubMetrics
 from hub.notices import EmailNotices
-from hub.orders import Orders
+from hub.orders.followup import OrderFollowUp
+from hub.orders.placing import OrderPlacing
+from hub.orders.reading import OrderReader
+from hub.orders.status import OrderStatusChanges
+from hub.orders.sweeper import OrderSweeper
 from hub.ratelimit import open_request_limiter
 from hub.realtime.engine import open_realtime
 from hub.realtime.server import build_server
@@ -56,28 +65,43 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         tokens = TokenIssuer(settings.secret, settings.jwt_algorithm, settings.token_lifetime)
         app[accounts_key] = Accounts(store.users, tokens)
         app[catalog_key] = Catalog(store.markets, store.products, store.users)
-        app[orders_key] = Orders(store, confirm_timeout=timedelta(minutes=settings.order_confirm_timeout_minutes))
         app[analytics_key] = Analytics(store)
-        notices = None
-        if settings.email_service_url:
-            notices = EmailNotices(
-                url=settings.email_service_url, sender=settings.email_sender, users=store.users, markets=store.markets
-            )
-            app[email_notices_key] = notices
-            app[orders_key].add_listener(notices)
-            app[metrics_key].email_failures.count_from(lambda: notices.failures if notices else 0)
         yield
-        if notices is not None:
-            await notices.close()
 
 
-async def _order_sweeper(app: web.Application) -> AsyncIterator[None]:
-    """Confirmation timeouts and interrupted placements; safe to run on every instance."""
-    task = asyncio.create_task(app[orders_key].run_sweeper(app[settings_key].order_sweep_interval_seconds))
+async def _orders(app: web.Application) -> AsyncIterator[None]:
+    """The order services, once the publisher they hand events to exists; the sweeper last.
+    The sweeper is safe to run on every instance."""
+    settings, store, clock = app[settings_key], app[store_key], SystemClock()
+    notices = None
+    if settings.email_service_url:
+        notices = EmailNotices(
+            url=settings.email_service_url, sender=settings.email_sender, users=store.users, markets=store.markets
+        )
+        app[email_notices_key] = notices
+        app[metrics_key].email_failures.count_from(lambda: notices.failures if notices else 0)
+    follow_up = OrderFollowUp(store, publisher=app[realtime_key].publisher, listeners=[notices] if notices else [])
+    reader = OrderReader(store)
+    status_changes = OrderStatusChanges(store, reader, follow_up, clock=clock)
+    sweeper = OrderSweeper(
+        store,
+        status_changes,
+        follow_up,
+        clock=clock,
+        confirm_timeout=timedelta(minutes=settings.order_confirm_timeout_minutes),
+    )
+    app[order_follow_up_key] = follow_up
+    app[order_placing_key] = OrderPlacing(store, follow_up, clock=clock)
+    app[order_reader_key] = reader
+    app[order_status_key] = status_changes
+    app[order_sweeper_key] = sweeper
+    task = asyncio.create_task(sweeper.run(settings.order_sweep_interval_seconds))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if notices is not None:
+        await notices.close()
 
 
 async def _realtime(app: web.Application) -> AsyncIterator[None]:
@@ -87,7 +111,6 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     async with open_realtime(settings, app[socketio_key], store.db, stats_source, app[metrics_key]) as realtime:
         app[realtime_key] = realtime
         app[socketio_key].emit_observers.append(app[metrics_key].count_delivery)
-        app[orders_key].set_publisher(realtime.publisher)
         yield
 
 
@@ -117,9 +140,9 @@ def create_app(settings: Settings) -> web.Application:
     app[drain_key] = Drain()
     app.on_shutdown.append(_start_drain)
     app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_order_sweeper)
     app.cleanup_ctx.append(_request_limiter)
     app.cleanup_ctx.append(_realtime)
+    app.cleanup_ctx.append(_orders)
     # First thing on shutdown (before requests in flight are waited for): clients reconnect elsewhere.
     app[drain_key].hooks.append(lambda: _close_sockets(app))
     for module in API_MODULES:

@@ -1,6 +1,6 @@
 """What the order domain tells the rest of the hub after a write has succeeded.
 
-The order rules (hub/orders.py) call every registered listener after the database write; the
+The order follow-up (hub/orders/followup.py) calls every listener it was given after the database write; the
 realtime publisher, the statistics pusher and the email notices are listeners. A listener's
 failure is logged and counted by the caller and never fails the request: the event history is
 what makes realtime delivery complete, not the request path.

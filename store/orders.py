@@ -1,7 +1,7 @@
 """Orders and what placing one needs: the orders collection, stock holds, reservations and
 idempotency records.
 
-Why placing an order is crash safe without transactions (the rules live in hub/orders.py):
+Why placing an order is crash safe without transactions (the rules live in hub/orders/):
 
 1. A reservation document `{_id: order_id, lines, created_ms, state: "open"}` is written FIRST.
 2. Each line is taken with ONE conditional update on the product that both decrements the stock
@@ -41,7 +41,7 @@ drops the markers: a marker outlives its pending entry, never the reverse. A cra
 leaves a few bytes of marker on the product/market, which nothing reads (the models ignore them).
 A compare-and-swap carries the pending effects it read and requires them still pending, so a
 cleared entry is never written back. What remains open: an applier that stalls for longer than
-the repair bound (hub/orders.py, OUTBOX_REPAIR_AFTER) between reading an entry and applying it
+the repair bound (hub/orders/followup.py, OUTBOX_REPAIR_AFTER) between reading an entry and applying it
 could apply it after another applier has cleared it and dropped its marker.
 """
 

@@ -57,8 +57,12 @@ from typing import Any
 import aiohttp
 import socketio
 
+from hub.clock import SystemClock
 from hub.order_states import Actor, may_move, next_statuses
-from hub.orders import OUTBOX_REPAIR_AFTER, Orders
+from hub.orders.followup import OUTBOX_REPAIR_AFTER, OrderFollowUp
+from hub.orders.reading import OrderReader
+from hub.orders.status import OrderStatusChanges
+from hub.orders.sweeper import OrderSweeper
 from store.client import connect
 from store.database import Store
 from store.events import EventLog
@@ -686,9 +690,10 @@ class Workload:
         try:
             store = Store(client[self.db_name])
             # What the sweeper of either hub does with interrupted placements once they are a minute old.
-            repaired = await Orders(store, confirm_timeout=timedelta(minutes=15)).repair_reservations(
-                older_than=timedelta(0)
-            )
+            clock, follow_up = SystemClock(), OrderFollowUp(store, publisher=None)
+            status_changes = OrderStatusChanges(store, OrderReader(store), follow_up, clock=clock)
+            sweeper = OrderSweeper(store, status_changes, follow_up, clock=clock, confirm_timeout=timedelta(minutes=15))
+            repaired = await sweeper.repair_reservations(older_than=timedelta(0))
             self.report.counts["placements_repaired"] = repaired
             await Checker(self, store).run()
         finally:

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from handlers.keys import orders_key
+from handlers.keys import order_sweeper_key
 from hub.app import create_app
 from hub.settings import Settings
 from tests.conftest import make_market, make_product, place_order, set_order_status, sign_up
@@ -81,11 +81,12 @@ async def test_concurrent_sweeps_split_the_work_without_doubles(
     )
     assert all(response.status == 201 for response in responses)
 
-    counts = await asyncio.gather(*(hub.app[orders_key].cancel_unconfirmed() for hub in (first, second, first, second)))
+    sweepers = [hub.app[order_sweeper_key] for hub in (first, second, first, second)]
+    counts = await asyncio.gather(*(sweeper.cancel_unconfirmed() for sweeper in sweepers))
 
     assert sum(counts) == 15
     stock = (await (await first.get(f"/api/v1/products/{product['id']}")).json())["stock"]
     assert stock == 30
     market_now = await (await first.get(f"/api/v1/markets/{market['id']}")).json()
     assert (market_now["total_orders"], market_now["total_revenue_cents"]) == (0, 0)
-    assert await first.app[orders_key].cancel_unconfirmed() == 0
+    assert await first.app[order_sweeper_key].cancel_unconfirmed() == 0

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from handlers.keys import orders_key, store_key
+from handlers.keys import order_sweeper_key, store_key
 from store.orders import Orders as OrderDocuments
 from store.orders import StockHolds
 from tests.conftest import (
@@ -324,10 +324,10 @@ async def test_crash_between_reservation_and_order_write_is_repaired(
     assert (await stock_of(client, apples), await stock_of(client, pears)) == (16, 3)  # held, orderless
     monkeypatch.undo()
 
-    orders = app[orders_key]
-    assert await orders.repair_reservations() == 0  # too young: could still be in flight
-    assert await orders.repair_reservations(older_than=timedelta(0)) == 1
-    assert await orders.repair_reservations(older_than=timedelta(0)) == 0
+    sweeper = app[order_sweeper_key]
+    assert await sweeper.repair_reservations() == 0  # too young: could still be in flight
+    assert await sweeper.repair_reservations(older_than=timedelta(0)) == 1
+    assert await sweeper.repair_reservations(older_than=timedelta(0)) == 0
     assert (await stock_of(client, apples), await stock_of(client, pears)) == (20, 5)
     assert await market_counters(client, market_id) == (0, 0)
     # Its key is free again, and the retry takes the stock once.
@@ -354,7 +354,7 @@ async def test_crash_while_taking_lines_is_repaired(
     await expect_error(response, 500, "INTERNAL_ERROR")
     monkeypatch.undo()
     assert await stock_of(client, apples) == 15
-    assert await app[orders_key].repair_reservations(older_than=timedelta(0)) == 1
+    assert await app[order_sweeper_key].repair_reservations(older_than=timedelta(0)) == 1
     assert (await stock_of(client, apples), await stock_of(client, pears)) == (20, 5)
 
 
@@ -372,7 +372,7 @@ async def test_crash_after_the_order_write_keeps_the_order(
     response = await place_order(client, customer, market_id, [(apples, 3)], key="late", payment_method="card")
     await expect_error(response, 500, "INTERNAL_ERROR")
     monkeypatch.undo()
-    assert await app[orders_key].repair_reservations(older_than=timedelta(0)) == 1
+    assert await app[order_sweeper_key].repair_reservations(older_than=timedelta(0)) == 1
     assert await stock_of(client, apples) == 17  # the order exists: its stock stays taken
     product = await app[store_key].products.collection.find_one({"_id": apples})
     assert product is not None

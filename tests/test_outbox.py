@@ -1,5 +1,5 @@
 """Order events survive the death of the process that wrote the order (the outbox in the order
-document, hub/orders.py): a 'kill' between the order write and the history write is simulated by
+document, hub/orders/followup.py): a 'kill' between the order write and the history write is simulated by
 a publisher that dies at that point; the sweeper's repair pass then publishes what was left,
 once, in order, even when several instances repair at the same moment. Real servers, real
 Socket.IO clients, nx-27017 (and mongomock-motor for the store-level rules)."""
@@ -16,9 +16,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from mongomock_motor import AsyncMongoMockClient
 
-from handlers.keys import orders_key, realtime_key, store_key
+from handlers.keys import order_follow_up_key, order_sweeper_key, realtime_key, store_key
 from hub.app import create_app
-from hub.orders import Orders
+from hub.orders.followup import OrderFollowUp
 from hub.settings import Settings
 from store.client import connect
 from store.codec import now
@@ -81,10 +81,10 @@ async def test_events_left_by_a_killed_writer_are_published_once_in_order(
 ) -> None:
     shop = await open_shop(client)
     dashboard, feed = await watch(client, shop)
-    orders: Orders = app[orders_key]
-    publisher = orders.publisher
+    follow_up: OrderFollowUp = app[order_follow_up_key]
+    publisher = follow_up.publisher
     assert publisher is not None
-    orders.publisher = KilledPublisher()
+    follow_up.publisher = KilledPublisher()
     placed = await shop.place_order(shop.customers[0])
     await shop.move(placed["id"], "confirmed")
     await shop.move(placed["id"], "preparing")
@@ -95,15 +95,16 @@ async def test_events_left_by_a_killed_writer_are_published_once_in_order(
     shown = await client.get(f"/api/v1/orders/{placed['id']}", headers=shop.admin.headers)
     assert "outbox" not in await shown.json()
 
-    orders.publisher = publisher
-    assert await orders.publish_unpublished() == 0  # younger than the repair bound: maybe still in flight
+    follow_up.publisher = publisher
+    sweeper = app[order_sweeper_key]
+    assert await sweeper.publish_unpublished() == 0  # younger than the repair bound: maybe still in flight
     await age_outboxes(app)
-    assert await orders.publish_unpublished() == 1
+    assert await sweeper.publish_unpublished() == 1
     expected = [("order:created", 1, "pending", None), ("order:updated", 2, "confirmed", "pending"),
                 ("order:updated", 3, "preparing", "confirmed")]  # fmt: skip
     for live in (dashboard, feed):
         await live.wait(lambda live=live: len(live.events()) >= 3)
-    assert await orders.publish_unpublished(older_than=timedelta(0)) == 0  # nothing left
+    assert await app[order_sweeper_key].publish_unpublished(older_than=timedelta(0)) == 0  # nothing left
     await asyncio.sleep(0.3)  # a second copy would have arrived by now
     for live in (dashboard, feed):
         assert versions(live) == expected
@@ -118,12 +119,12 @@ async def test_a_move_publishes_the_created_event_a_killed_placement_left_first(
 ) -> None:
     shop = await open_shop(client)
     dashboard, feed = await watch(client, shop)
-    orders: Orders = app[orders_key]
-    publisher = orders.publisher
+    follow_up: OrderFollowUp = app[order_follow_up_key]
+    publisher = follow_up.publisher
     assert publisher is not None
-    orders.publisher = KilledPublisher()
+    follow_up.publisher = KilledPublisher()
     placed = await shop.place_order(shop.customers[0])
-    orders.publisher = publisher
+    follow_up.publisher = publisher
 
     await shop.move(placed["id"], "confirmed")  # waits a moment for the dead writer, then publishes for it
     for live in (dashboard, feed):
@@ -152,7 +153,7 @@ async def test_a_writer_killed_after_the_history_write_is_not_published_twice(
     assert (await outbox_of(app, placed["id"]))[0] is not None
 
     await age_outboxes(app)
-    assert await app[orders_key].publish_unpublished() == 1
+    assert await app[order_sweeper_key].publish_unpublished() == 1
     await shop.move(placed["id"], "confirmed")
     for live in (dashboard, feed):
         await live.wait(lambda live=live: len(live.events()) >= 2)
@@ -199,7 +200,7 @@ async def test_an_event_stored_but_never_emitted_is_emitted_by_the_repair(
     assert not dashboard.events() and not feed.events()  # nobody heard of it: it was the last event
 
     await age_outboxes(app)
-    assert await app[orders_key].publish_unpublished() == 1
+    assert await app[order_sweeper_key].publish_unpublished() == 1
     for live in (dashboard, feed):
         await live.wait(lambda live=live: len(live.events()) >= 1)
         assert versions(live) == [("order:created", 1, "pending", None)]
@@ -266,13 +267,13 @@ async def test_counters_and_stock_left_by_a_killed_writer_are_applied_once(
         body = await response.json()
         assert "counted" not in body and "returned" not in body
 
-    assert await app[orders_key].publish_unpublished() == 0  # younger than the repair bound
+    assert await app[order_sweeper_key].publish_unpublished() == 0  # younger than the repair bound
     await age_outboxes(app)
-    repairs = [app[orders_key], second_app[orders_key]] * 2
+    repairs = [app[order_sweeper_key], second_app[order_sweeper_key]] * 2
     counts = await asyncio.gather(*(repair.publish_unpublished() for repair in repairs))
     assert sum(counts) == 4  # each order repaired by exactly one pass
     await age_outboxes(app)
-    assert await app[orders_key].publish_unpublished(older_than=timedelta(0)) == 0  # nothing left
+    assert await app[order_sweeper_key].publish_unpublished(older_than=timedelta(0)) == 0  # nothing left
     counters, stock = await recount(app, shop)
     assert counters[0] == counters[1] == (2, (3 + 7) * 1000)
     assert stock[0] == stock[1] == 100 - 10
@@ -302,7 +303,7 @@ async def test_a_move_does_not_apply_an_earlier_writers_effects(
     document = await app[store_key].orders.collection.find_one({"_id": placed["id"]})
     assert document is not None and list(document["effects"]) == ["count:1"] and "outbox" not in document
     await age_outboxes(app)
-    assert await app[orders_key].publish_unpublished() == 1
+    assert await app[order_sweeper_key].publish_unpublished() == 1
     counters, stock = await recount(app, shop)
     assert counters[0] == counters[1] == (1, 1000)
     assert stock[0] == stock[1]
@@ -323,15 +324,15 @@ async def test_two_instances_repairing_at_once_publish_each_event_once(
 ) -> None:
     shop = await open_shop(client, customers=1)
     dashboard, feed = await watch(client, shop)
-    orders: Orders = app[orders_key]
-    publisher = orders.publisher
-    orders.publisher = KilledPublisher()
+    follow_up: OrderFollowUp = app[order_follow_up_key]
+    publisher = follow_up.publisher
+    follow_up.publisher = KilledPublisher()
     placed = [await shop.place_order(shop.customers[0]) for _ in range(4)]
     await shop.move(placed[0]["id"], "confirmed")
-    orders.publisher = publisher
+    follow_up.publisher = publisher
     await age_outboxes(app)
 
-    repairs = [app[orders_key], second_app[orders_key]] * 2
+    repairs = [app[order_sweeper_key], second_app[order_sweeper_key]] * 2
     counts = await asyncio.gather(*(repair.publish_unpublished() for repair in repairs))
     assert sum(counts) == 4  # every order repaired by exactly one pass
     for live in (dashboard, feed):
@@ -357,11 +358,11 @@ async def test_publishers_racing_on_one_event_store_it_once(
     one copy, and the losers take no number (no hole)."""
     shop = await open_shop(client)
     dashboard, feed = await watch(client, shop)
-    orders: Orders = app[orders_key]
-    publisher = orders.publisher
-    orders.publisher = KilledPublisher()
+    follow_up: OrderFollowUp = app[order_follow_up_key]
+    publisher = follow_up.publisher
+    follow_up.publisher = KilledPublisher()
     placed = await shop.place_order(shop.customers[0])
-    orders.publisher = publisher
+    follow_up.publisher = publisher
     order = await app[store_key].orders.get(placed["id"])
     assert order is not None and order.outbox
 

@@ -1,5 +1,5 @@
 """Property tests (hypothesis): the order state machine and the money arithmetic, through the
-functions the orders domain itself uses (hub/order_states.py, hub.orders.price_lines/order_total).
+functions the orders domain itself uses (hub/order_states.py, hub.orders.pricing).
 
 Deterministic in CI (derandomized, no example database), bounded, no deadline."""
 
@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hub.order_states import MOVES, TERMINAL, Actor, find_move, may_move, next_statuses
-from hub.orders import body_hash, order_total, price_lines
+from hub.orders.pricing import body_hash, order_total, price_lines
 from hub.schemas.catalog import ProductCreate
 from hub.schemas.orders import OrderCreate, OrderLineIn
 from store.models import OrderStatus, Product

@@ -1,0 +1,135 @@
+"""What follows every order write: publish its outbox, apply its effects once, tell the listeners.
+
+Shared by the writers (placing, status changes) and the sweeper's repair pass.
+
+Events (a transactional outbox inside the order document; store/orders.py): the write that
+changes an order also records its event in the order's `outbox`, carrying over earlier ones not
+yet cleared. After the write the publisher stores and emits the outbox (idempotently, oldest
+version first) and the outbox is cleared. A process killed in between leaves the events in the
+document; the repair pass (hub/orders/sweeper.py) publishes them once they are
+OUTBOX_REPAIR_AFTER old.
+
+Follow-up effects (stock back, market counters) are recorded in the same write, in the order's
+`effects`, and applied once each (store/orders.py): by the writer for its own version right
+after publishing, else (its process died; or a later writer carried them over, which leaves them
+to their writer) by the same repair pass.
+
+Listeners (hub/order_events.py) hear of a write after it has succeeded; a listener's failure is
+logged and never fails the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Protocol
+
+from hub.order_events import OrderListener
+from store.database import Store
+from store.models import Order, OrderStatus, PendingEffect
+
+log = logging.getLogger(__name__)
+
+# A live writer publishes its events milliseconds after its write; even with the database at its
+# timeout (5 s a step) it is done or has given up well within this. Older ones were left by a
+# process that died (or gave up): the repair pass publishes them. Clients see them this late.
+OUTBOX_REPAIR_AFTER = timedelta(seconds=10)
+
+
+class OrderEventPublisher(Protocol):
+    """Publishes the events in an order's outbox (hub/realtime/publisher.py)."""
+
+    async def publish_pending(self, order: Order, *, fresh_version: int | None) -> bool: ...
+
+
+class OrderFollowUp:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        publisher: OrderEventPublisher | None,
+        listeners: Sequence[OrderListener] = (),
+    ) -> None:
+        self.store = store
+        # Without one (no realtime), events stay in the outboxes until an instance with one repairs them.
+        self.publisher = publisher
+        self.listeners = tuple(listeners)
+
+    async def order_created(self, order: Order) -> None:
+        """After the insert of a new order: its events, its effects, then the listeners."""
+        await self.finish(order, fresh=True)
+        await self._notify(lambda listener: listener.order_created(order), order)
+
+    async def order_changed(self, order: Order, previous_status: OrderStatus) -> None:
+        """After a status change won its compare-and-swap."""
+        await self.finish(order, fresh=True)
+        await self._notify(lambda listener: listener.order_changed(order, previous_status), order)
+
+    async def finish(self, order: Order, *, fresh: bool) -> bool:
+        """Publish the outbox of the order as written at `order.version` and apply its effects (a
+        fresh writer: those of its own version only), then clear the outbox. Never raises: what is
+        left stays for the repair pass. True when nothing is left."""
+        published = await self._publish(order, fresh=fresh)
+        left = await self._apply_effects(order, only_version=order.version if fresh else None)
+        if not published:
+            return False
+        try:
+            await self.store.orders.clear_outbox(order.id, order.version, keep_claim=bool(left))
+        except Exception:  # published: a repair publishes again (idempotently) and clears
+            log.exception("order outbox not cleared", extra={"order_id": order.id, "version": order.version})
+            return False
+        return not left
+
+    async def _publish(self, order: Order, *, fresh: bool) -> bool:
+        """Publish the outbox; True when every event of it is in the history."""
+        if not order.outbox:
+            return True
+        if self.publisher is None:
+            return False
+        try:
+            return await self.publisher.publish_pending(order, fresh_version=order.version if fresh else None)
+        except Exception:  # the write happened; the repair pass publishes what is left
+            log.exception("order events not published", extra={"order_id": order.id, "version": order.version})
+            return False
+
+    async def _apply_effects(self, order: Order, *, only_version: int | None) -> list[str]:
+        """Apply the order's pending effects (of `only_version`, else all), each once; the keys of
+        those left pending (not this caller's, or failed)."""
+        left: list[str] = []
+        for key, effect in order.effects.items():
+            if only_version is not None and effect.version != only_version:
+                left.append(key)
+                continue
+            try:
+                await self._apply_effect(order, key, effect)
+            except Exception:  # the write happened; the repair pass applies it
+                left.append(key)
+                log.exception("order effect not applied", extra={"order_id": order.id, "effect": key})
+        return left
+
+    async def _apply_effect(self, order: Order, key: str, effect: PendingEffect) -> None:
+        effects = self.store.order_effects
+        marker = f"{order.id}:{effect.version}"
+        if effect.kind == "restock":
+            for item in order.items:
+                await effects.return_stock(item.product_id, order.id, item.quantity)
+            log.info("order cancelled, stock returned", extra={"order_id": order.id,
+                     "by": order.status_history[effect.version - 1].by})  # fmt: skip
+        else:
+            await effects.count(order.market_id, marker, orders=effect.orders, revenue_cents=effect.revenue_cents)
+        if not await self.store.orders.clear_effect(order.id, key):
+            return  # cleared by another applier, which drops the markers
+        if effect.kind == "restock":
+            for item in order.items:
+                await effects.forget_returned(item.product_id, order.id)
+        else:
+            await effects.forget_counted(order.market_id, marker)
+
+    async def _notify(self, call: Callable[[OrderListener], Awaitable[None]], order: Order) -> None:
+        for listener in self.listeners:
+            try:
+                await call(listener)
+            except Exception:  # a listener never fails the write that already happened
+                name = type(listener).__name__
+                log.exception("order listener failed", extra={"order_id": order.id, "listener": name})

@@ -1,0 +1,124 @@
+"""The order sweeper: a background pass, safe to run on every instance at once.
+
+- Confirmation timeout: `pending` orders older than `confirm_timeout` are cancelled (through the
+  same compare-and-swap as any move, so exactly one instance does it).
+- Interrupted placements (hub/orders/placing.py): reservations older than the repair bound are
+  finished or undone (store/orders.py, rule 4).
+- Left-over follow-ups: events and effects a dead (or failed) writer left in an order's outbox
+  are published and applied once they are OUTBOX_REPAIR_AFTER old (hub/orders/followup.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from hub.clock import Clock
+from hub.order_states import SYSTEM_ACTOR_ID, Actor, may_move
+from hub.orders.followup import OUTBOX_REPAIR_AFTER, OrderFollowUp
+from hub.orders.placing import RESERVATION_REPAIR_AFTER
+from hub.orders.status import OrderStatusChanges
+from store.client import UNAVAILABLE_ERRORS
+from store.codec import epoch_ms
+from store.database import Store
+from store.models import OrderStatus
+
+log = logging.getLogger(__name__)
+
+SWEEP_BATCH = 100
+TIMEOUT_REASON = "timeout"
+
+
+class OrderSweeper:
+    def __init__(
+        self,
+        store: Store,
+        status_changes: OrderStatusChanges,
+        follow_up: OrderFollowUp,
+        *,
+        clock: Clock,
+        confirm_timeout: timedelta,
+        reservation_repair_after: timedelta = RESERVATION_REPAIR_AFTER,
+        outbox_repair_after: timedelta = OUTBOX_REPAIR_AFTER,
+    ) -> None:
+        self.store = store
+        self.status_changes = status_changes
+        self.follow_up = follow_up
+        self.clock = clock
+        self.confirm_timeout = confirm_timeout
+        self.reservation_repair_after = reservation_repair_after
+        self.outbox_repair_after = outbox_repair_after
+
+    async def cancel_unconfirmed(self) -> int:
+        """Cancel `pending` orders older than the confirmation timeout; the CAS makes it once-only
+        across instances. Returns how many this call cancelled."""
+        cutoff = epoch_ms(self.clock.now()) - int(self.confirm_timeout.total_seconds() * 1000)
+        cancelled = 0
+        for order in await self.store.orders.pending_before(cutoff, limit=SWEEP_BATCH):
+            if not may_move(order.status, OrderStatus.CANCELLED, frozenset({Actor.SYSTEM}), order.delivery_option):
+                continue
+            if await self.status_changes.move(order, OrderStatus.CANCELLED, by=SYSTEM_ACTOR_ID, reason=TIMEOUT_REASON):
+                cancelled += 1
+        if cancelled:
+            log.info("unconfirmed orders cancelled", extra={"count": cancelled})
+        return cancelled
+
+    async def repair_reservations(self, *, older_than: timedelta | None = None) -> int:
+        """Finish placements that stopped half-way (store/orders.py, rule 4). Returns how many."""
+        reservations, holds = self.store.order_reservations, self.store.order_holds
+        after = self.reservation_repair_after if older_than is None else older_than
+        cutoff = epoch_ms(self.clock.now()) - int(after.total_seconds() * 1000) + 1  # made at or before now - after
+        repaired = 0
+        for reservation in await reservations.stale(cutoff, limit=SWEEP_BATCH):
+            order_id = str(reservation["_id"])
+            lines = [(str(line["product_id"]), int(line["quantity"])) for line in reservation["lines"]]
+            state = reservation["state"]
+            if state == "open" and not await reservations.claim(order_id, state="repairing", older_than_ms=cutoff):
+                continue
+            if state == "committed" and await self.store.orders.get(order_id) is not None:
+                for product_id, _ in lines:
+                    await holds.release(product_id, order_id)
+            else:
+                for product_id, quantity in lines:
+                    await holds.give_back(product_id, order_id, quantity)
+                if reservation.get("idempotency_id"):
+                    await self.store.idempotency_keys.forget(reservation["idempotency_id"], order_id)
+                log.warning("interrupted placement repaired", extra={"order_id": order_id, "state": state})
+            await reservations.delete(order_id)
+            repaired += 1
+        return repaired
+
+    async def publish_unpublished(self, *, older_than: timedelta | None = None) -> int:
+        """Publish the events and apply the effects that writers left in outboxes (they died, or
+        gave up), oldest first. Each order is claimed first, so several instances' passes do not
+        repair it at once (and if they did, each event is still stored once, each effect applied
+        once). Returns how many orders were repaired completely."""
+        after = self.outbox_repair_after if older_than is None else older_than
+        cutoff = epoch_ms(self.clock.now()) - int(after.total_seconds() * 1000) + 1  # written at or before now - after
+        published = 0
+        for order in await self.store.orders.with_unpublished_events(cutoff, limit=SWEEP_BATCH):
+            if not await self.store.orders.claim_outbox(order, cutoff):
+                continue  # moved on (its writer publishes) or taken by another instance's pass
+            if await self.follow_up.finish(order, fresh=False):
+                published += 1
+                log.warning("left-over order events published", extra={"order_id": order.id,
+                            "versions": [pending.version for pending in order.outbox],
+                            "effects": list(order.effects)})  # fmt: skip
+        return published
+
+    async def sweep_once(self) -> None:
+        await self.repair_reservations()
+        await self.publish_unpublished()
+        await self.cancel_unconfirmed()
+
+    async def run(self, interval_seconds: float) -> None:
+        """Forever: sweep, sleep. Errors are logged; the next round tries again."""
+        while True:
+            try:
+                await self.sweep_once()
+            except UNAVAILABLE_ERRORS:
+                log.warning("order sweeper: database unavailable")
+            except Exception:  # the sweeper must outlive any one bad round
+                log.exception("order sweeper round failed")
+            await asyncio.sleep(interval_seconds)
