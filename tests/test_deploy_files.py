@@ -1,4 +1,4 @@
-"""The deployment files: docker-compose.yml, the nginx config, the Dockerfile, and the README that describes them.
+"""The deployment files: docker-compose.yml, the nginx config, the Dockerfile, and docs/deployment.md on them.
 
 No Docker engine runs here, so the files are checked by parsing them (and nginx's own `-t`).
 """
@@ -33,17 +33,17 @@ def default(name: str) -> Any:
     return field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
 
 
-def readme_section(title: str) -> str:
-    text = (ROOT / "README.md").read_text()
+def deployment_doc_section(title: str) -> str:
+    text = (ROOT / "docs" / "deployment.md").read_text()
     match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
-    assert match, f"README has no '## {title}' section"
+    assert match, f"docs/deployment.md has no '## {title}' section"
     return match.group(1)
 
 
 def configuration_table() -> dict[str, str]:
-    """README's Configuration table: variable -> default, as written there (between backticks)."""
+    """The Configuration table of docs/deployment.md: variable -> default, as written there (between backticks)."""
     rows = {}
-    for line in readme_section("Configuration").splitlines():
+    for line in deployment_doc_section("Configuration").splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) >= 2 and re.fullmatch(r"`[A-Z][A-Z0-9_]+`", cells[0]):
             rows[cells[0].strip("`")] = cells[1]
@@ -86,8 +86,8 @@ def test_compose_services_health_checks_and_variables(compose: dict[str, Any]) -
         assert variable in documented, variable
 
 
-def test_readme_deployment_names_what_compose_has(compose: dict[str, Any]) -> None:
-    deployment = readme_section("Deployment")
+def test_deployment_doc_names_what_compose_has(compose: dict[str, Any]) -> None:
+    deployment = deployment_doc_section("Docker Compose")
     for service in SERVICES:
         assert f"`{service}`" in deployment, service
     for word in ("ip_hash", "TRUSTED_PROXY_COUNT", ".env", "SECRET_KEY", "/health", "/ready", "/metrics"):

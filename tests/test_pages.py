@@ -5,8 +5,8 @@ Every test gets fresh browser contexts (tests/browser.py): a request to any host
 127.0.0.1/localhost is aborted and fails the test, and so does any JavaScript console error or
 uncaught page error, unless the test allows a line explicitly and says why.
 
-`UPDATE_SCREENSHOTS=1 python -m pytest tests/test_pages.py -k screenshots` refreshes the README's
-screenshots in docs/screenshots/ (otherwise they go to the test's tmp dir).
+`UPDATE_SCREENSHOTS=1 python -m pytest tests/test_pages.py -k screenshots` refreshes the screenshots in
+docs/screenshots/ (otherwise they go to the test's tmp dir); quantize them before committing (docs/testing.md).
 """
 
 from __future__ import annotations
