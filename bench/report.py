@@ -1,4 +1,4 @@
-"""Markdown tables from saved results, for the README: the newest ``both-*.json`` (hub vs baseline at one N x R)
+"""Markdown tables from saved results, for bench/README.md: the newest ``both-*.json`` (hub vs baseline at one N x R)
 and every ``matrix-*.json`` cell (or the files given).
 
     python -m bench.report [bench/results/both-….json] [bench/results/matrix-….json …]

@@ -1,21 +1,9 @@
 """The realtime streams' event history, which also numbers them.
 
-A stream (`market:{id}`, `user:{id}`) numbers its events 1, 2, 3… across every instance. Taking a
-number and storing the event are ONE write: the insert of `{stream, seq: last + 1, …}`, which the
-unique (stream, seq) index refuses when another writer took that number first (then the writer
-reads the new last and tries the next one). A process killed at any point therefore leaves either
-the whole event or nothing: never a number without its event (a hole clients would have to resync
-over). The last seq written by this process is kept as a hint, so a stream written by one instance
-costs one round trip per event; a stale hint costs a refused insert and a read.
-
-Since the numbers come from the stored events, the newest event of a stream is never deleted (the
-numbering would start again). The history is trimmed instead of expired: every TRIM_EVERY events,
-those that are both beyond the last `max_events` of their stream AND older than `max_age` go (so a
-stream keeps at least its last `max_events` events or `max_age` of them, whichever is more).
-
-An event may carry a `key` naming what it reports (e.g. one order's version): a unique (sparse)
-index keeps a second copy of it out of the history, so publishing the same thing again, after a
-crash or from two instances at once, stores it once.
+A stream (`market:{id}`, `user:{id}`) numbers its events 1, 2, 3… across every instance: taking a number is
+inserting the event (unique (stream, seq)), an event's optional `key` is unique too, and the history is trimmed,
+never expired. Why that leaves no holes and no copies after a crash: docs/architecture.md, "Events: an outbox in
+the order document".
 """
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ class PendingEffect(BaseModel):
     `count`: add `orders` and `revenue_cents` to the market's counters; `restock`: put every line's
     quantity back on its product. The order's `effects` (keyed `{kind}:{version}`) keep these until
     they are applied, so a process that dies right after the change leaves them for the repair pass
-    (store/orders.py explains why each is applied once)."""
+    (docs/architecture.md, "Follow-up effects": why each is applied once)."""
 
     kind: Literal["count", "restock"]
     version: int

@@ -1,48 +1,9 @@
 """Orders and what placing one needs: the orders collection, stock holds, reservations and
-idempotency records.
+idempotency records, and the follow-up writes (effects) of order changes.
 
-Why placing an order is crash safe without transactions (the rules live in hub/orders/):
-
-1. A reservation document `{_id: order_id, lines, created_ms, state: "open"}` is written FIRST.
-2. Each line is taken with ONE conditional update on the product that both decrements the stock
-   and records the hold on the product itself: `{_id, stock >= q, holds.<order_id> absent}` →
-   `$inc stock -q, $set holds.<order_id>: q`. The stock and the record of who took it change in
-   the same single-document write, so there is no instant where stock is gone and nobody knows
-   (recording on the reservation before or after taking always leaves such an instant: before,
-   a crash leaves a line recorded that was never taken; after, a line taken and never recorded).
-   Giving a line back is the mirror image, conditional on the hold: `{_id, holds.<order_id>
-   present}` → `$inc stock +q, $unset holds.<order_id>`; it is idempotent, so a repair can give
-   back every line of a reservation blindly and exactly the taken ones come back, once.
-3. The reservation is claimed (`open` → `committed`, conditional) and the order inserted; then
-   the holds are released (`$unset` without touching stock) and the reservation deleted.
-4. A repair pass (the sweeper) looks at reservations older than a bound: an `open` one is claimed
-   (`open` → `repairing`, conditional, so a late commit and a repair cannot both win) and its
-   holds given back; a `committed` one whose order exists only has its holds released; a
-   `committed` one whose order does not exist after the bound died between claim and insert, and
-   its holds are given back.
-
-Holds live only while a placement is in flight, so product documents do not grow with orders.
-
-The order's events travel with it (a transactional outbox in one document): the insert and every
-compare-and-swap replace carry `outbox`, the events of that write not yet in the event history
-(plus those of earlier writes still unpublished), and `outbox_ms`, when they were written. Once
-published they are cleared by `$unset`, conditional on the version they were published from
-(a later write carries what it read and publishes it again, idempotently). Only orders with
-something to publish or apply have `outbox_ms`, so its sparse index holds just those.
-
-The follow-up writes of a change (the market's counters after a placement or a cancellation, the
-stock back after a cancellation) travel the same way, in `effects` (`{kind}:{version}` → what to
-do). Each is applied with ONE conditional write on its target that also leaves a marker there:
-product `{_id, returned.<order_id> absent}` → `$inc stock +q, $set returned.<order_id>: q`; market
-`{_id, counted.<order_id>:<version> absent}` → `$inc counters, $set counted.<…>: 1`. Applying it
-again (a repair after a crash, a second instance) finds the marker and changes nothing. Then the
-entry is `$unset` from the order (conditional on it being there) and only whoever cleared it
-drops the markers: a marker outlives its pending entry, never the reverse. A crash between the two
-leaves a few bytes of marker on the product/market, which nothing reads (the models ignore them).
-A compare-and-swap carries the pending effects it read and requires them still pending, so a
-cleared entry is never written back. What remains open: an applier that stalls for longer than
-the repair bound (hub/orders/followup.py, OUTBOX_REPAIR_AFTER) between reading an entry and applying it
-could apply it after another applier has cleared it and dropped its marker.
+Every write here is one single-document atomic step of the order path; why each is crash safe without
+transactions (reservations and holds, the outbox in the order document, effects applied once with markers, and
+what remains open): docs/architecture.md, "Crash safety of the order path".
 """
 
 from __future__ import annotations
@@ -78,7 +39,7 @@ class Orders:
     @staticmethod
     def document(order: Order) -> dict[str, Any]:
         """The stored form: the order plus integer-ms copies of its timestamps for pipelines, and its
-        unpublished events (see the module docstring)."""
+        unpublished events (docs/architecture.md, "Events: an outbox in the order document")."""
         document = to_document(order)
         document["created_ms"] = epoch_ms(order.created_at)
         document["updated_ms"] = epoch_ms(order.updated_at)
@@ -196,7 +157,7 @@ class StockHolds:
 
 
 class OrderEffects:
-    """The follow-up writes of order changes, each applied once (see the module docstring)."""
+    """The follow-up writes of order changes, each applied once (docs/architecture.md, "Follow-up effects")."""
 
     def __init__(self, db: Database) -> None:
         self.products = db["products"]
@@ -230,7 +191,7 @@ class OrderEffects:
 
 
 class Reservations:
-    """One document per placement in flight; see the module docstring for the states."""
+    """One document per placement in flight; its states: docs/architecture.md, "Placing an order"."""
 
     def __init__(self, db: Database) -> None:
         self.collection = db["order_reservations"]

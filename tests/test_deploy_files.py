@@ -122,7 +122,7 @@ def test_dockerfile() -> None:
     assert instructions[-1] == ["CMD", '["python", "-m", "hub"]']
     # Dependencies are installed before the code is copied, so code changes reuse the layer.
     install = text.index("pip install")
-    assert text.index("COPY requirements.txt") < install < text.index("COPY hub/")
+    assert text.index("COPY requirements.lock") < install < text.index("COPY hub/")
     code = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     assert not [line for line in code if "SECRET" in line]  # no secret baked into the image
     ignored = (ROOT / ".dockerignore").read_text().split()

@@ -9,5 +9,5 @@
 - sweeper.py: OrderSweeper, the background pass (confirmation timeout, repair of interrupted
   placements, events and effects a dead writer left).
 
-Why each step is crash safe without transactions: store/orders.py.
+Why each step is crash safe without transactions: docs/architecture.md, "Crash safety of the order path".
 """

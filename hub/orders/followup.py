@@ -1,18 +1,7 @@
 """What follows every order write: publish its outbox, apply its effects once, tell the listeners.
 
-Shared by the writers (placing, status changes) and the sweeper's repair pass.
-
-Events (a transactional outbox inside the order document; store/orders.py): the write that
-changes an order also records its event in the order's `outbox`, carrying over earlier ones not
-yet cleared. After the write the publisher stores and emits the outbox (idempotently, oldest
-version first) and the outbox is cleared. A process killed in between leaves the events in the
-document; the repair pass (hub/orders/sweeper.py) publishes them once they are
-OUTBOX_REPAIR_AFTER old.
-
-Follow-up effects (stock back, market counters) are recorded in the same write, in the order's
-`effects`, and applied once each (store/orders.py): by the writer for its own version right
-after publishing, else (its process died; or a later writer carried them over, which leaves them
-to their writer) by the same repair pass.
+Shared by the writers (placing, status changes) and the sweeper's repair pass. Why outbox events are
+stored once and effects applied once, whoever gets there: docs/architecture.md, "Crash safety of the order path".
 
 Listeners (hub/order_events.py) hear of a write after it has succeeded; a listener's failure is
 logged and never fails the request.

@@ -1,22 +1,7 @@
 """Placing an order: stock for every line or none, idempotent per customer and key.
 
-In order of writes (no transactions; store/orders.py explains why each step is crash safe):
-  idempotency record (when a key is given) → reservation → one hold per line (conditional
-  `$inc` on the product) → claim the reservation → insert the order (with its `order:created`
-  and its market-counter effect in the order's outbox) → follow-up (hub/orders/followup.py) →
-  release holds, delete the reservation.
-A failed line gives back the lines already held before answering 409 INSUFFICIENT_STOCK. A crash
-anywhere before the order insert leaves an open (or claimed, orderless) reservation whose holds
-the sweeper gives back once it is older than `reservation_repair_after`.
-
-Idempotency: the record `{customer_id}:{key}` holds a hash of the canonical body and the order id
-chosen before any stock is touched, so concurrent duplicates race on one unique `_id` and
-exactly one of them places the order. The others wait (polling, up to REPLAY_WAIT_SECONDS) for
-that order to appear and then return it as a replay. If the first attempt fails with a known
-outcome (409, 422, 404) its record is dropped and a waiting duplicate places the order itself; if
-it dies with an unknown outcome the record stays until the repair pass has decided (no order →
-record dropped). A duplicate that outwaits REPLAY_WAIT_SECONDS gets 409 IDEMPOTENCY_IN_PROGRESS
-with `details.retry_after` (seconds).
+The writes in order (idempotency record, reservation, holds, order insert, follow-up), and why a crash at any
+of them loses nothing: docs/architecture.md, "Crash safety of the order path".
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Moving an order through the state machine (hub/order_states.py).
 
-Transitions are a compare-and-swap on (status, version): `find_one_and_replace` of the whole
-document, so exactly one of any racing writers wins; only the winner's write records the
-follow-up effects of a cancellation (stock back, market counters) and only it publishes and
-notifies (hub/orders/followup.py).
+A compare-and-swap on (status, version), so exactly one of any racing writers wins and only it records the
+follow-up and publishes (docs/architecture.md, "Changing an order").
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 - Confirmation timeout: `pending` orders older than `confirm_timeout` are cancelled (through the
   same compare-and-swap as any move, so exactly one instance does it).
 - Interrupted placements (hub/orders/placing.py): reservations older than the repair bound are
-  finished or undone (store/orders.py, rule 4).
+  finished or undone.
 - Left-over follow-ups: events and effects a dead (or failed) writer left in an order's outbox
   are published and applied once they are OUTBOX_REPAIR_AFTER old (hub/orders/followup.py).
+
+Why each repair is safe, even with several instances at once: docs/architecture.md, "Crash safety of the order path".
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class OrderSweeper:
         return cancelled
 
     async def repair_reservations(self, *, older_than: timedelta | None = None) -> int:
-        """Finish placements that stopped half-way (store/orders.py, rule 4). Returns how many."""
+        """Finish placements that stopped half-way (docs/architecture.md, "Placing an order"). Returns how many."""
         reservations, holds = self.store.order_reservations, self.store.order_holds
         after = self.reservation_repair_after if older_than is None else older_than
         cutoff = epoch_ms(self.clock.now()) - int(after.total_seconds() * 1000) + 1  # made at or before now - after

@@ -7,20 +7,8 @@ every instance when configured; in the hub through a BackgroundEmitter, so the r
 the history write only). Nothing here raises into the request that made the change: a failure is
 logged and counted, and the history lets clients recover what they missed.
 
-One instance writes a stream's events one at a time (a lock per stream): its numbers are then
-taken without contention, and its events leave it in seq order (emitting them while holding the
-lock costs nothing in the hub, where an emit only queues).
-
-Order events come from the order's outbox (store/orders.py): the events a write recorded in the
-order document itself. Each is published once per stream whoever publishes it (the writer, a
-later writer that carried it over, or the sweeper's repair pass after a crash): its history entry
-has a unique key (stream, order, version, event), a publisher that did not make the event looks
-for the key first, and a race that still stores it twice is refused by the index (the loser takes
-no number). The repair pass emits an event it finds stored again (same seq; clients drop a seq they
-have) while it is its stream's newest: its writer may have died between the history write and the
-emit, and a client whose last event it was would otherwise never hear of it (a later event shows
-clients the gap, and they replay it). An order's events go out oldest version first, so
-`order:created` is numbered before the order's updates.
+Order events come from the order's outbox. Why each is stored once per stream whoever publishes it, in seq
+order, and re-emitted after a crash: docs/architecture.md, "Events: an outbox in the order document".
 """
 
 from __future__ import annotations
