@@ -18,6 +18,7 @@ from hub.orders.reading import OrderReader
 from hub.orders.status import OrderStatusChanges
 from hub.orders.sweeper import OrderSweeper
 from hub.ratelimit import RequestLimiter
+from hub.realtime.catalog import CatalogPusher
 from hub.realtime.engine import Realtime
 from hub.realtime.server import HubServer
 from hub.settings import Settings
@@ -33,6 +34,8 @@ order_reader_key = web.AppKey("order_reader", OrderReader)
 order_status_key = web.AppKey("order_status", OrderStatusChanges)
 order_follow_up_key = web.AppKey("order_follow_up", OrderFollowUp)
 order_sweeper_key = web.AppKey("order_sweeper", OrderSweeper)
+# Storefronts' live stock (/catalog): told by the catalog and order rules what changed.
+catalog_feed_key = web.AppKey("catalog_feed", CatalogPusher)
 analytics_key = web.AppKey("analytics", Analytics)
 # Only when EMAIL_SERVICE_URL is set.
 email_notices_key = web.AppKey("email_notices", EmailNotices)

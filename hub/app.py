@@ -11,11 +11,13 @@ from aiohttp import web
 
 from auth.tokens import TokenIssuer
 from handlers import analytics, markets, orders, products, service, users
+from handlers.catalog_namespace import CatalogNamespace
 from handlers.cors import add_cors
 from handlers.dashboard_namespace import DashboardNamespace
 from handlers.keys import (
     accounts_key,
     analytics_key,
+    catalog_feed_key,
     catalog_key,
     drain_key,
     email_notices_key,
@@ -43,12 +45,14 @@ from hub.database import open_store
 from hub.drain import Drain
 from hub.metrics import HubMetrics
 from hub.notices import EmailNotices
+from hub.order_events import OrderListener
 from hub.orders.followup import OrderFollowUp
 from hub.orders.placing import OrderPlacing
 from hub.orders.reading import OrderReader
 from hub.orders.status import OrderStatusChanges
 from hub.orders.sweeper import OrderSweeper
 from hub.ratelimit import open_request_limiter
+from hub.realtime.catalog import CatalogPusher
 from hub.realtime.engine import open_realtime
 from hub.realtime.server import build_server
 from hub.settings import Settings
@@ -64,9 +68,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         app[store_key] = store
         tokens = TokenIssuer(settings.secret, settings.jwt_algorithm, settings.token_lifetime)
         app[accounts_key] = Accounts(store.users, tokens)
-        app[catalog_key] = Catalog(store.markets, store.products, store.users)
+        # Pushes through the Socket.IO server made in create_app (its manager: Redis when configured).
+        feed = CatalogPusher(app[socketio_key], store.products, interval=settings.stats_interval_seconds)
+        app[catalog_feed_key] = feed
+        app[catalog_key] = Catalog(store.markets, store.products, store.users, changes=feed)
         app[analytics_key] = Analytics(store)
         yield
+        await feed.close()
 
 
 async def _orders(app: web.Application) -> AsyncIterator[None]:
@@ -80,7 +88,9 @@ async def _orders(app: web.Application) -> AsyncIterator[None]:
         )
         app[email_notices_key] = notices
         app[metrics_key].email_failures.count_from(lambda: notices.failures if notices else 0)
-    follow_up = OrderFollowUp(store, publisher=app[realtime_key].publisher, listeners=[notices] if notices else [])
+    # Listeners hear of every order write: the storefronts' live stock, and the email notices when configured.
+    listeners: list[OrderListener] = [app[catalog_feed_key], *([notices] if notices else [])]
+    follow_up = OrderFollowUp(store, publisher=app[realtime_key].publisher, listeners=listeners)
     reader = OrderReader(store)
     status_changes = OrderStatusChanges(store, reader, follow_up, clock=clock)
     sweeper = OrderSweeper(
@@ -156,6 +166,7 @@ def create_app(settings: Settings) -> web.Application:
     sio = build_server(settings)
     sio.register_namespace(DashboardNamespace(app))
     sio.register_namespace(OrdersNamespace(app))
+    sio.register_namespace(CatalogNamespace(app))
     sio.attach(app)
     app[socketio_key] = sio
     return app

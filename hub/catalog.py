@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from auth.policy import is_super_admin, manages_market, may_create_market
 from hub.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -13,11 +14,24 @@ from store.products import Products
 from store.users import Users
 
 
+class ProductChanges(Protocol):
+    """Told after a product write has succeeded (the storefronts' live stock, hub/realtime/catalog.py)."""
+
+    def products_changed(self, market_id: str, product_ids: Iterable[str]) -> None: ...
+
+
 class Catalog:
-    def __init__(self, markets: Markets, products: Products, users: Users) -> None:
+    def __init__(
+        self, markets: Markets, products: Products, users: Users, *, changes: ProductChanges | None = None
+    ) -> None:
         self.markets = markets
         self.products = products
         self.users = users
+        self.changes = changes
+
+    def _changed(self, product: Product) -> None:
+        if self.changes is not None:
+            self.changes.products_changed(product.market_id, [product.id])
 
     # Markets
 
@@ -115,7 +129,9 @@ class Catalog:
             raise NotFound("Market not found")
         fields: dict[str, Any] = body.model_dump(exclude={"market_id"})
         fields["description"] = fields["description"] or ""
-        return await self.products.insert(market.id, market.currency, fields)
+        product = await self.products.insert(market.id, market.currency, fields)
+        self._changed(product)
+        return product
 
     async def _managed_product(self, user: User, product_id: str) -> Product:
         product = await self.product(product_id)
@@ -130,8 +146,10 @@ class Catalog:
         updated = await self.products.update(product.id, changes)
         if updated is None:
             raise NotFound("Product not found")
+        self._changed(updated)
         return updated
 
     async def delete_product(self, user: User, product_id: str) -> None:
         product = await self._managed_product(user, product_id)
         await self.products.delete(product.id)
+        self._changed(product)

@@ -147,9 +147,18 @@ class PendingEffect(BaseModel):
         return f"{self.kind}:{self.version}"
 
 
+class CustomerContact(BaseModel):
+    """Who to call about an order: the customer's name and phone as they were when it was placed."""
+
+    name: str
+    phone: str | None = None
+
+
 class Order(Entity):
     market_id: str
     customer_id: str
+    # None on orders placed before the hub kept the contact.
+    customer: CustomerContact | None = None
     items: list[OrderItem]
     total_cents: int
     currency: str

@@ -49,6 +49,14 @@ class Products:
         cursor = self.collection.find({"_id": {"$in": oids}, "deleted": _NOT_DELETED})
         return {str(document["_id"]): from_document(Product, document) async for document in cursor}
 
+    async def of_market(self, market_id: str, *, limit: int) -> list[Product]:
+        """A market's products (not removed), oldest first, at most `limit`: the storefront's catalog."""
+        oid = parse_id(market_id)
+        if oid is None:
+            return []
+        cursor = self.collection.find({"market_id": oid, "deleted": _NOT_DELETED}).sort([("created_at", 1), ("_id", 1)])
+        return [from_document(Product, document) async for document in cursor.limit(limit)]
+
     async def update(self, product_id: str, changes: dict[str, Any]) -> Product | None:
         oid = parse_id(product_id)
         if oid is None:

@@ -4,18 +4,35 @@ JavaScript console error, and the sign-in steps the pages share.
 
 The browser is never downloaded: CI installs Debian's `chromium` (.ci/run); without it the
 browser tests skip and say why.
+
+Fixtures (re-exported by tests/conftest.py for every page test module): `browser` (one Chromium per
+module), `hub` (the app on a loopback port), `base_url`, `pages` (GuardedContexts that fail the test
+on a console error or a request to another host).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Route, WebSocket, expect
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Route,
+    WebSocket,
+    async_playwright,
+    expect,
+)
 
 from tests.conftest import PASSWORD, Account
 
@@ -119,3 +136,38 @@ async def assert_each_once(page: Page, testid: str, order_ids: Iterable[str]) ->
     await expect(rows).to_have_count(len(ids))
     for order_id in ids:
         await expect(page.locator(f'[data-testid="{testid}"][data-order-id="{order_id}"]')).to_have_count(1)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing (Debian package `chromium`; .ci/run installs it): browser tests skipped"
+        print(reason)
+        pytest.skip(reason)
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def hub(app: web.Application) -> AsyncIterator[TestClient]:
+    """The hub on a real loopback port; the browser and the test's REST calls both use it."""
+    client: TestClient = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def base_url(hub: TestClient) -> str:
+    return f"http://127.0.0.1:{hub.port}"
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def pages(browser: Browser) -> AsyncIterator[GuardedContexts]:
+    guard = GuardedContexts(browser)
+    yield guard
+    await guard.close()
+    problems = guard.problems()
+    assert not problems, "\n".join(problems)

@@ -236,6 +236,8 @@ async def set_order_status(client: TestClient, actor: Account, order_id: str, st
 
 
 # Multi-process fixtures (real hub processes, a private redis-server): see tests/processes.py.
+# Page-test fixtures (headless Chromium, the hub on a loopback port): see tests/browser.py.
+from tests.browser import base_url, browser, hub, pages  # noqa: E402, F401
 from tests.processes import hubs, private_redis  # noqa: E402, F401
 
 

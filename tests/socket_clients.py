@@ -15,7 +15,7 @@ import socketio
 from tests.conftest import Account, make_market, make_product, sign_up
 
 SEQUENCED = ("order:created", "order:updated")
-RECORDED = (*SEQUENCED, "stats", "resync")
+RECORDED = (*SEQUENCED, "stats", "resync", "catalog")
 
 
 class LiveClient:

@@ -14,18 +14,15 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from aiohttp.test_utils import TestClient
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Route, expect
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, GuardedContexts, assert_each_once, sign_in
+from tests.browser import GuardedContexts, assert_each_once, sign_in
 from tests.conftest import Account, make_market, make_product, place_order, set_order_status, sign_up
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -35,41 +32,6 @@ LIVE_MS = int(LIVE_SECONDS * 1000)
 SCREENSHOT_DIR = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (Debian package `chromium`; .ci/run installs it): browser tests skipped"
-        print(reason)
-        pytest.skip(reason)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        await chromium.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def hub(app: web.Application) -> AsyncIterator[TestClient]:
-    """The hub on a real loopback port; the browser and the test's REST calls both use it."""
-    client: TestClient = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-def base_url(hub: TestClient) -> str:
-    return f"http://127.0.0.1:{hub.port}"
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def pages(browser: Browser) -> AsyncIterator[GuardedContexts]:
-    guard = GuardedContexts(browser)
-    yield guard
-    await guard.close()
-    problems = guard.problems()
-    assert not problems, "\n".join(problems)
 
 
 async def placed(hub: TestClient, customer: Account, market_id: str, lines: list[tuple[str, int]],

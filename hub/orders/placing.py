@@ -20,7 +20,18 @@ from hub.schemas.orders import OrderCreate
 from store.client import UNAVAILABLE_ERRORS
 from store.codec import epoch_ms, new_id
 from store.database import Store
-from store.models import Market, Order, OrderItem, OrderStatus, PendingEffect, PendingEvent, Product, StatusChange, User
+from store.models import (
+    CustomerContact,
+    Market,
+    Order,
+    OrderItem,
+    OrderStatus,
+    PendingEffect,
+    PendingEvent,
+    Product,
+    StatusChange,
+    User,
+)
 from store.orders import IDEMPOTENCY_TTL_SECONDS, IdempotencyKeyTaken
 
 log = logging.getLogger(__name__)
@@ -110,6 +121,7 @@ class OrderPlacing:
             id=order_id,
             market_id=market.id,
             customer_id=user.id,
+            customer=CustomerContact(name=user.name, phone=user.phone),
             items=items,
             total_cents=total,
             currency=market.currency,

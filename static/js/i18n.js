@@ -9,6 +9,7 @@
 const en = {
   "app.name": "Market Hub",
   "nav.home": "Home",
+  "nav.shop": "Shop",
   "nav.dashboard": "Market dashboard",
   "nav.track": "Track my orders",
   "skip": "Skip to main content",
@@ -121,6 +122,7 @@ const en = {
 const ua = {
   "app.name": "Market Hub",
   "nav.home": "Головна",
+  "nav.shop": "Крамниця",
   "nav.dashboard": "Панель ринку",
   "nav.track": "Мої замовлення",
   "skip": "Перейти до основного вмісту",
@@ -269,6 +271,18 @@ export function t(key, vars) {
   if (s === undefined) return key;
   if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
   return s;
+}
+
+/**
+ * Add a page's own messages ({en: {...}, ua: {...}}), e.g. from i18n-shop.js; call before the
+ * first setLocale. Existing keys are kept: a page cannot change another page's wording.
+ */
+export function addMessages(dicts) {
+  for (const [locale, dict] of Object.entries(dicts)) {
+    const target = DICTS[locale];
+    if (!target) continue;
+    for (const [key, text] of Object.entries(dict)) if (!(key in target)) target[key] = text;
+  }
 }
 
 /** True when the key exists (used to prefer a localized error text). */

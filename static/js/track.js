@@ -46,6 +46,14 @@ async function start(u) {
     onConnect: () => { if (selectedId) track(selectedId); },
   });
   await reload(gen);
+  // /track?order=<id> (the storefront sends customers here after checkout): open that order.
+  const wanted = new URLSearchParams(window.location.search).get("order");
+  if (wanted && /^[0-9a-fA-F]{24}$/.test(wanted) && gen === generation) {
+    if (!orders.has(wanted)) {
+      try { merge(await api(`/orders/${wanted}`)); } catch { /* not this customer's: the list stays */ }
+    }
+    if (orders.has(wanted) && gen === generation) { renderList(); select(wanted); }
+  }
 }
 
 function stop() {
