@@ -19,7 +19,6 @@ from hub import ratelimit
 from hub.client_ip import client_ip
 from hub.errors import NotFound, RateLimited, Unauthorized
 from hub.realtime.catalog import CATALOG_EVENT, CATALOG_NAMESPACE, catalog_room
-from store.codec import parse_id
 
 RATE_LIMITED = "rate_limited"
 
@@ -41,12 +40,12 @@ class CatalogNamespace(socketio.AsyncNamespace):
                 raise refuse(UNAUTHORIZED) from None
             except SERVICE_ERRORS:
                 raise refuse(UNAVAILABLE) from None
-        market_id = parse_id(body.market_id)
-        if market_id is None:
+        if body.market_id is None:
             raise refuse(FORBIDDEN)
         server = self.app[socketio_key]
         try:
-            await self.app[catalog_key].market(market_id)  # active markets only
+            # Active markets only; a malformed id is not found like an unknown one.
+            market_id = (await self.app[catalog_key].market(body.market_id)).id
             # Deliveries are held from here until the snapshot is sent: a change pushed meanwhile
             # follows the snapshot instead of being overwritten by it.
             server.hold(sid)
