@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from hub.realtime.publisher import Publisher
-from hub.realtime.server import HubRedisManager
+from hub.realtime.redis_manager import HubRedisManager
 from store.events import StoredEvent
 
 

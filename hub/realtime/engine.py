@@ -13,7 +13,8 @@ from typing import Any
 from hub.metrics import HubMetrics
 from hub.realtime.history import History
 from hub.realtime.publisher import BackgroundEmitter, Publisher
-from hub.realtime.server import HubRedisManager, HubServer
+from hub.realtime.redis_manager import HubRedisManager
+from hub.realtime.server import HubServer
 from hub.realtime.stats import StatsPusher, StatsSource
 from hub.settings import Settings
 from store.client import UNAVAILABLE_ERRORS, Database

@@ -20,7 +20,7 @@ from typing import Any
 
 from hub.realtime.engine import event_log
 from hub.realtime.publisher import Publisher
-from hub.realtime.server import HubRedisManager, redis_manager
+from hub.realtime.redis_manager import HubRedisManager, redis_manager
 from hub.settings import Settings, SettingsError
 from store.client import connect
 from store.models import Order, OrderStatus
