@@ -9,6 +9,7 @@ from aiohttp import web
 from hub.accounts import Accounts
 from hub.analytics import Analytics
 from hub.catalog import Catalog
+from hub.clock import Clock
 from hub.drain import Drain
 from hub.metrics import HubMetrics
 from hub.notices import EmailNotices
@@ -22,6 +23,8 @@ from hub.realtime.catalog import CatalogPusher
 from hub.realtime.engine import Realtime
 from hub.realtime.server import HubServer
 from hub.settings import Settings
+from hub.webhooks.endpoints import Webhooks
+from hub.webhooks.sender import WebhookSender
 from store.database import Store
 
 settings_key = web.AppKey("settings", Settings)
@@ -37,6 +40,10 @@ order_sweeper_key = web.AppKey("order_sweeper", OrderSweeper)
 # Storefronts' live stock (/catalog): told by the catalog and order rules what changed.
 catalog_feed_key = web.AppKey("catalog_feed", CatalogPusher)
 analytics_key = web.AppKey("analytics", Analytics)
+webhooks_key = web.AppKey("webhooks", Webhooks)
+webhook_sender_key = web.AppKey("webhook_sender", WebhookSender)
+# What time it is for webhook secrets' overlap after a rotation (create_app's `clock`; tests move it).
+webhook_clock_key = web.AppKey("webhook_clock", Clock)
 # Only when EMAIL_SERVICE_URL is set.
 email_notices_key = web.AppKey("email_notices", EmailNotices)
 # Made by the app factory before anything else, so every collaborator can be handed it.

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from aiohttp import web
 
 from auth.tokens import TokenIssuer
-from handlers import analytics, markets, orders, products, service, users
+from handlers import analytics, markets, orders, products, service, users, webhooks
 from handlers.catalog_namespace import CatalogNamespace
 from handlers.cors import add_cors
 from handlers.dashboard_namespace import DashboardNamespace
@@ -32,6 +33,9 @@ from handlers.keys import (
     settings_key,
     socketio_key,
     store_key,
+    webhook_clock_key,
+    webhook_sender_key,
+    webhooks_key,
 )
 from handlers.middleware import error_envelope, rate_limit, request_context
 from handlers.openapi import build_spec
@@ -40,7 +44,7 @@ from handlers.pages import add_page_routes
 from hub.accounts import Accounts
 from hub.analytics import Analytics
 from hub.catalog import Catalog
-from hub.clock import SystemClock
+from hub.clock import Clock, SystemClock
 from hub.database import open_store
 from hub.drain import Drain
 from hub.metrics import HubMetrics
@@ -56,10 +60,15 @@ from hub.realtime.catalog import CatalogPusher
 from hub.realtime.engine import open_realtime
 from hub.realtime.server import build_server
 from hub.settings import Settings
+from hub.webhooks.endpoints import Webhooks
+from hub.webhooks.outbox import DeliveryOutbox
+from hub.webhooks.schedule import RetrySchedule
+from hub.webhooks.sender import WebhookSender
 
 MAX_BODY_BYTES = 1024 * 1024
 VERSION = "1.0.0"
-API_MODULES = (service, users, markets, products, orders, analytics)
+API_MODULES = (service, users, markets, products, orders, analytics, webhooks)
+log = logging.getLogger(__name__)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -90,7 +99,8 @@ async def _orders(app: web.Application) -> AsyncIterator[None]:
         app[metrics_key].email_failures.count_from(lambda: notices.failures if notices else 0)
     # Listeners hear of every order write: the storefronts' live stock, and the email notices when configured.
     listeners: list[OrderListener] = [app[catalog_feed_key], *([notices] if notices else [])]
-    follow_up = OrderFollowUp(store, publisher=app[realtime_key].publisher, listeners=listeners)
+    follow_up = OrderFollowUp(store, publisher=app[realtime_key].publisher, listeners=listeners,
+                              webhook_deliveries=_webhooks(app, notices))  # fmt: skip
     reader = OrderReader(store)
     status_changes = OrderStatusChanges(store, reader, follow_up, clock=clock)
     sweeper = OrderSweeper(
@@ -112,6 +122,37 @@ async def _orders(app: web.Application) -> AsyncIterator[None]:
         await task
     if notices is not None:
         await notices.close()
+
+
+def _webhooks(app: web.Application, notices: EmailNotices | None) -> DeliveryOutbox:
+    """The webhook endpoints service and sender (hub/webhooks/); the deliveries' maker, for the follow-up."""
+    settings, store, clock = app[settings_key], app[store_key], app[webhook_clock_key]
+    if settings.webhook_allow_insecure:
+        log.warning("WEBHOOK_ALLOW_INSECURE=1: webhooks may go to http:// and to loopback/private addresses "
+                    "(development and tests only)")  # fmt: skip
+    schedule = RetrySchedule(settings.webhook_retry_scale)
+    sender = WebhookSender(
+        store.webhook_endpoints, store.webhook_deliveries, schedule, app[metrics_key],
+        allow_insecure=settings.webhook_allow_insecure, notifier=notices, clock=clock,
+        poll_seconds=min(1.0, max(0.2, 5 * settings.webhook_retry_scale)),
+    )  # fmt: skip
+    app[webhook_sender_key] = sender
+    app[webhooks_key] = Webhooks(store.markets, store.webhook_endpoints, store.webhook_deliveries,
+                                 allow_insecure=settings.webhook_allow_insecure, wake_sender=sender.wake,
+                                 clock=clock)  # fmt: skip
+    return DeliveryOutbox(store.webhook_endpoints, store.webhook_deliveries, app[realtime_key].events,
+                          schedule=schedule, created=sender.wake)  # fmt: skip
+
+
+async def _webhook_sender(app: web.Application) -> AsyncIterator[None]:
+    """Sends due webhook deliveries; safe to run on every instance (each delivery under a lease)."""
+    sender = app[webhook_sender_key]
+    task = asyncio.create_task(sender.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await sender.close()
 
 
 async def _realtime(app: web.Application) -> AsyncIterator[None]:
@@ -141,18 +182,21 @@ async def _request_limiter(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, webhook_clock: Clock | None = None) -> web.Application:
+    """`webhook_clock`: what time it is for webhook secrets' overlap after a rotation (tests move it)."""
     settings = settings.ensure_secret()
     middlewares = [request_context, error_envelope, rate_limit]
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
     app[settings_key] = settings
     app[metrics_key] = HubMetrics()
+    app[webhook_clock_key] = webhook_clock or SystemClock()
     app[drain_key] = Drain()
     app.on_shutdown.append(_start_drain)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_request_limiter)
     app.cleanup_ctx.append(_realtime)
     app.cleanup_ctx.append(_orders)
+    app.cleanup_ctx.append(_webhook_sender)
     # First thing on shutdown (before requests in flight are waited for): clients reconnect elsewhere.
     app[drain_key].hooks.append(lambda: _close_sockets(app))
     for module in API_MODULES:

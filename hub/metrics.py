@@ -15,6 +15,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+WEBHOOK_LAG_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 6 * 3600.0, 24 * 3600.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -86,6 +87,15 @@ class HubMetrics:
         self.database_errors = Counter(
             "hub_database_errors", "Requests answered 503 because the database did not answer", registry=r
         )
+        self.webhook_deliveries = Counter(
+            "hub_webhook_deliveries", "Webhook delivery attempts by outcome (delivered, retry, failed)", ["outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.webhook_attempts = Counter("hub_webhook_attempts", "Webhook POSTs made (every attempt)", registry=r)
+        self.webhook_lag = Histogram(
+            "hub_webhook_lag_seconds", "From an order event to its webhook delivery (2xx)", buckets=WEBHOOK_LAG_BUCKETS,
+            registry=r,
+        )  # fmt: skip
         self.email_failures = CountedElsewhere("hub_email_failures", "Emails that could not be sent", r)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -60,6 +60,9 @@ TEXTS: dict[Locale, dict[str, str]] = {
         "new_subject": "New order {order_id}: {total}",
         "new_body": "A new order {order_id} was placed at {market}.\nItems:\n{lines}\nTotal: {total}.\n"
         "Delivery: {delivery}. Payment: {payment}.",
+        "webhook_off_subject": "A webhook endpoint of {market} was turned off",
+        "webhook_off_body": "Deliveries to {url} have failed for 24 hours, so the endpoint was turned off.\n"
+        "Fix the receiver, then turn it on again on the dashboard (Webhooks) or with PATCH /webhooks/{{id}}.",
     },
     "ua": {
         "placed_subject": "Ваше замовлення в {market} оформлено",
@@ -71,6 +74,9 @@ TEXTS: dict[Locale, dict[str, str]] = {
         "new_subject": "Нове замовлення {order_id}: {total}",
         "new_body": "В {market} нове замовлення {order_id}.\nТовари:\n{lines}\nСума: {total}.\n"
         "Отримання: {delivery}. Оплата: {payment}.",
+        "webhook_off_subject": "Вебхук {market} вимкнено",
+        "webhook_off_body": "Доставки на {url} не вдавалися 24 години, тож цю адресу вимкнено.\n"
+        "Виправте отримувача й увімкніть її знову на панелі (Вебхуки) або через PATCH /webhooks/{{id}}.",
     },
 }
 
@@ -160,6 +166,25 @@ class EmailNotices:
         await self._send(
             customer.email, text["changed_subject"].format(**values), text["changed_body"].format(**values), order
         )
+
+    async def webhook_endpoint_deactivated(self, market_id: str, url: str) -> None:
+        """The market's contact email hears that an endpoint failed for a day and was turned off."""
+        market = await self.markets.get(market_id)
+        if market is None:
+            return
+        owner = await self.users.get(market.owner_id)
+        text = TEXTS[owner.locale if owner is not None else "en"]
+        message = EmailMessage()
+        message["From"], message["To"] = self.sender, market.contact_email
+        message["Subject"] = text["webhook_off_subject"].format(market=market.name)
+        message.set_content(text["webhook_off_body"].format(url=url))
+        try:
+            await aiosmtplib.send(message, hostname=self.host, port=self.port, timeout=self.timeout_seconds)
+        except Exception:
+            self.failures += 1
+            log.warning("webhook notice email failed", exc_info=True, extra={"market_id": market_id})
+            return
+        self.sent += 1
 
     def _values(self, order: Order, market_name: str, locale: Locale, market: Market | None = None) -> dict[str, str]:
         reason = order.status_history[-1].reason

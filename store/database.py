@@ -8,6 +8,7 @@ from store.markets import Markets
 from store.orders import IdempotencyKeys, OrderEffects, Orders, Reservations, StockHolds
 from store.products import Products
 from store.users import Users
+from store.webhooks import WebhookDeliveries, WebhookEndpoints
 
 
 class Store:
@@ -22,10 +23,12 @@ class Store:
         self.order_reservations = Reservations(db)
         self.idempotency_keys = IdempotencyKeys(db)
         self.order_figures = OrderFigures(db)
+        self.webhook_endpoints = WebhookEndpoints(db)
+        self.webhook_deliveries = WebhookDeliveries(db)
 
     async def create_indexes(self) -> None:
         collections = (self.users, self.markets, self.products, self.orders, self.order_reservations,
-                       self.idempotency_keys)  # fmt: skip
+                       self.idempotency_keys, self.webhook_endpoints, self.webhook_deliveries)  # fmt: skip
         for collection in collections:
             await collection.create_indexes()
 

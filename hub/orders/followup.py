@@ -32,6 +32,12 @@ class OrderEventPublisher(Protocol):
     async def publish_pending(self, order: Order, *, fresh_version: int | None) -> bool: ...
 
 
+class WebhookDeliveryMaker(Protocol):
+    """Makes the webhook deliveries of an order's published outbox events (hub/webhooks/outbox.py)."""
+
+    async def create_for(self, order: Order) -> int: ...
+
+
 class OrderFollowUp:
     def __init__(
         self,
@@ -39,11 +45,13 @@ class OrderFollowUp:
         *,
         publisher: OrderEventPublisher | None,
         listeners: Sequence[OrderListener] = (),
+        webhook_deliveries: WebhookDeliveryMaker | None = None,
     ) -> None:
         self.store = store
         # Without one (no realtime), events stay in the outboxes until an instance with one repairs them.
         self.publisher = publisher
         self.listeners = tuple(listeners)
+        self.webhook_deliveries = webhook_deliveries
 
     async def order_created(self, order: Order) -> None:
         """After the insert of a new order: its events, its effects, then the listeners."""
@@ -59,7 +67,7 @@ class OrderFollowUp:
         """Publish the outbox of the order as written at `order.version` and apply its effects (a
         fresh writer: those of its own version only), then clear the outbox. Never raises: what is
         left stays for the repair pass. True when nothing is left."""
-        published = await self._publish(order, fresh=fresh)
+        published = await self._publish(order, fresh=fresh) and await self._make_deliveries(order)
         left = await self._apply_effects(order, only_version=order.version if fresh else None)
         if not published:
             return False
@@ -81,6 +89,18 @@ class OrderFollowUp:
         except Exception:  # the write happened; the repair pass publishes what is left
             log.exception("order events not published", extra={"order_id": order.id, "version": order.version})
             return False
+
+    async def _make_deliveries(self, order: Order) -> bool:
+        """The webhook deliveries of the outbox's events, which are in the history now (idempotent);
+        False leaves the outbox to the repair pass."""
+        if self.webhook_deliveries is None or not order.outbox:
+            return True
+        try:
+            await self.webhook_deliveries.create_for(order)
+        except Exception:  # the write happened; the repair pass makes them
+            log.exception("webhook deliveries not made", extra={"order_id": order.id, "version": order.version})
+            return False
+        return True
 
     async def _apply_effects(self, order: Order, *, only_version: int | None) -> list[str]:
         """Apply the order's pending effects (of `only_version`, else all), each once; the keys of
