@@ -11,6 +11,7 @@ import { createChart } from "./chart.js";
 import { OrderFeed } from "./feed.js";
 import { STATUSES } from "./states.js";
 import { h, show, announce, setConnState, errorText } from "./ui.js";
+import { createWebhooksPanel } from "./webhooks.js";
 
 const $ = (id) => document.getElementById(id);
 const MARKET_KEY = "markethub.market";
@@ -20,6 +21,7 @@ let markets = [];
 let current = null; // {market, live, chart, feed}
 let generation = 0; // bumps on every market switch / sign-out: late answers are ignored
 
+const webhooks = createWebhooksPanel($("webhooks-panel"));
 const auth = initAuth({ onSignedIn: start, onSignedOut: stop });
 
 // ---------------------------------------------------------------- markets
@@ -119,6 +121,7 @@ function closeMarket() {
   current.live?.close();
   current.chart?.destroy();
   current.feed?.clear();
+  webhooks.close();
   current = null;
 }
 
@@ -170,6 +173,7 @@ async function openMarket(market) {
   });
 
   // 3) initial feed
+  webhooks.open(market);
   await loadOrders(gen);
 }
 
