@@ -8,6 +8,7 @@ docs/screenshots/shop.png and products-tab.png (otherwise they go to the test's 
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -17,9 +18,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Page, Route, expect
 
-from tests.browser import GuardedContexts
+from tests.browser import GuardedContexts, sign_in
 from tests.conftest import PASSWORD, Account, make_market, make_product, place_order, sign_up, unique_email
 from tests.conftest import sign_in as api_sign_in
+from tests.test_pages import DESKTOP, PHONE
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -141,3 +143,142 @@ async def test_register_order_and_track_while_another_customer_sees_stock_move(
     await expect(line(second, apples["id"]).get_by_test_id("line-error")).to_have_text("Only 1 left (you asked for 4).")
     await expect(second.get_by_test_id("checkout-error")).to_be_visible()
     assert len(await orders_of(hub, buyer)) == 2  # nothing placed by the refused checkout
+
+
+async def test_double_click_and_retry_after_a_cut_place_one_order_each_in_ukrainian(
+    hub: TestClient, base_url: str, pages: GuardedContexts
+) -> None:
+    admin = await sign_up(hub, "market_admin")
+    market = await make_market(hub, admin)
+    bread = await make_product(hub, admin, market["id"], name="Хліб", price_cents=3800, stock=3)
+    customer = await sign_up(hub, "customer", locale="ua")
+    page = await pages.new_page(locale="uk-UA")
+    await open_market(page, base_url, market)
+    # The browser's language before sign-in, the customer's `locale` after it.
+    await expect(card(page, bread["id"]).get_by_test_id("product-stock")).to_have_text("Залишилось 3")
+    await sign_in_on_shop(page, customer)
+    await expect(page.locator("html")).to_have_attribute("lang", "uk")
+    await card(page, bread["id"]).get_by_test_id("add-to-cart").click()
+    await expect(page.get_by_test_id("place-order")).to_have_text("Оформити замовлення")
+    await page.get_by_test_id("place-order").dblclick()
+    await expect(page).to_have_url(re.compile(r"/track\?order=[0-9a-f]{24}$"))
+    await expect(page.get_by_test_id("current-status")).to_have_text("Очікує")
+    assert len(await orders_of(hub, customer)) == 1
+
+    # The answer to the first attempt is lost (the order was placed); pressing again replays it.
+    pages.allow_console(r"net::ERR_FAILED", "the test cuts the first checkout's answer on purpose")
+    await open_market(page, base_url, market)
+    await card(page, bread["id"]).get_by_test_id("add-to-cart").click()
+    keys: list[str | None] = []
+
+    async def cut_after_placing(route: Route) -> None:
+        keys.append(await route.request.header_value("Idempotency-Key"))
+        placed = await route.fetch()
+        assert placed.status == 201
+        await route.abort("failed")
+
+    await page.route("**/api/v1/orders", cut_after_placing, times=1)
+    await page.get_by_test_id("place-order").click()
+    await expect(page.get_by_test_id("checkout-error")).to_contain_text("двічі воно не оформиться")
+    assert len(await orders_of(hub, customer)) == 2
+    async with page.expect_response(lambda r: r.url.endswith("/api/v1/orders")) as replay:
+        await page.get_by_test_id("place-order").click()
+    answer = await replay.value
+    assert answer.status == 200 and await answer.header_value("Idempotent-Replayed") == "true"
+    assert await answer.request.header_value("Idempotency-Key") == keys[0]
+    await expect(page).to_have_url(re.compile(r"/track\?order=[0-9a-f]{24}$"))
+    assert len(await orders_of(hub, customer)) == 2  # the retry placed nothing new
+
+
+async def test_dashboard_runs_the_market_orders_details_alerts_and_products_tab(
+    hub: TestClient, base_url: str, pages: GuardedContexts, tmp_path: Path
+) -> None:
+    out = SCREENSHOT_DIR if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    admin = await sign_up(hub, "market_admin", name="Olena")
+    market = await make_market(hub, admin, name="Podil Farmers' Market", delivery_options=["pickup", "delivery"],
+                               description="Farm produce from the Kyiv region, every day.")  # fmt: skip
+    apples = await make_product(hub, admin, market["id"], name="Apples, 1 kg", category="Fruit", price_cents=4500,
+                                stock=40)  # fmt: skip
+    honey = await make_product(hub, admin, market["id"], name="Buckwheat honey", category="Honey", price_cents=18000,
+                               stock=4, description="Raw, from Poltava apiaries.")  # fmt: skip
+    await make_product(hub, admin, market["id"], name="Goat cheese", category="Dairy", price_cents=12000, stock=0)
+    customer = await sign_up(hub, "customer", name="Taras", phone="+380 67 555 0101")
+    first = await place_order(hub, customer, market["id"], [(apples["id"], 2)], delivery_option="delivery",
+                              delivery_address="12 Khreshchatyk St, Kyiv", notes="Leave at the door")  # fmt: skip
+    assert first.status == 201, await first.text()
+    first_order = await first.json()
+
+    dashboard = await pages.new_page(viewport=DESKTOP, locale="en-GB", timezone_id="Europe/Kyiv")
+    await dashboard.add_init_script("window.print = () => { window.__printed = (window.__printed || 0) + 1; }")
+    await sign_in(dashboard, base_url, "/dashboard", admin)
+    row = dashboard.locator(f'[data-testid="order-row"][data-order-id="{first_order["id"]}"]')
+    await expect(row.get_by_test_id("customer-name")).to_have_text("Taras")
+    await expect(row.get_by_test_id("customer-phone")).to_have_text("+380 67 555 0101")
+    await expect(row.get_by_test_id("order-address")).to_contain_text("12 Khreshchatyk St, Kyiv")
+    await expect(row.get_by_test_id("order-notes")).to_contain_text("Leave at the door")
+    # ORDER_CONFIRM_TIMEOUT_MINUTES (15 by default) comes from the server, not from the page.
+    meta = dashboard.locator('meta[name="order-confirm-timeout-seconds"]')
+    await expect(meta).to_have_attribute("content", "900")
+    await expect(row.get_by_test_id("countdown")).to_have_text(re.compile(r"^Auto-cancel in 1[45]:\d\d$"))
+
+    # Printing the ticket fills it with the order and hands it to the browser's print.
+    await row.get_by_test_id("print-ticket").click()
+    assert await dashboard.evaluate("window.__printed") == 1
+    await expect(dashboard.locator("#ticket")).to_contain_text("Leave at the door")
+    await expect(dashboard.locator("#ticket")).to_contain_text("+380 67 555 0101")
+
+    # A new order: a tone (sound switched on), and a count in the title until the page is seen.
+    await dashboard.get_by_test_id("sound-toggle").click()
+    await expect(dashboard.get_by_test_id("sound-toggle")).to_have_attribute("aria-pressed", "true")
+    second = await place_order(hub, customer, market["id"], [(honey["id"], 1)])
+    assert second.status == 201, await second.text()
+    await expect(dashboard.locator("body")).to_have_attribute("data-beeps", "1", timeout=LIVE_MS * 2)
+    await expect(dashboard).to_have_title(re.compile(r"^\(1\) Market dashboard"))
+    await dashboard.keyboard.press("Shift")
+    await expect(dashboard).to_have_title(re.compile(r"^Market dashboard"))
+
+    # The Products tab: a stock edit reaches an open storefront within 1 s.
+    shop = await pages.new_page(viewport=DESKTOP, locale="en-GB")
+    await shop.goto(f"{base_url}/shop?market={market['id']}")
+    await expect(shop.get_by_test_id("conn-status")).to_have_attribute("data-state", "connected", timeout=10_000)
+    await expect(card(shop, honey["id"]).get_by_test_id("product-stock")).to_have_text("3 left")
+    await dashboard.get_by_test_id("tab-products").click()
+    product_row = dashboard.locator(f'[data-testid="product-row"][data-product-id="{honey["id"]}"]')
+    await expect(product_row.get_by_test_id("product-stock")).to_have_text("3")
+    await product_row.get_by_test_id("product-edit").click()
+    await product_row.get_by_test_id("edit-stock").fill("25")
+    await product_row.get_by_test_id("edit-price").fill("175.50")
+    started = time.monotonic()
+    await product_row.get_by_test_id("product-save").click()
+    await expect(card(shop, honey["id"]).get_by_test_id("product-stock")).to_have_text("In stock", timeout=LIVE_MS)
+    await expect(card(shop, honey["id"]).get_by_test_id("product-price")).to_have_text(re.compile(r"175\.50"))
+    assert time.monotonic() - started <= LIVE_MS / 1000 + 0.2
+    await expect(product_row.get_by_test_id("product-stock")).to_have_text("25")
+
+    # Create one on the tab: the storefront lists it; remove it (a second press confirms): gone.
+    await dashboard.get_by_test_id("pf-name").fill("Rye bread")
+    await dashboard.get_by_test_id("pf-category").fill("Bakery")
+    await dashboard.get_by_test_id("pf-price").fill("38")
+    await dashboard.get_by_test_id("pf-stock").fill("12")
+    await dashboard.get_by_test_id("pf-submit").click()
+    bread_row = dashboard.locator('[data-testid="product-row"]', has_text="Rye bread")
+    await expect(bread_row.get_by_test_id("product-stock")).to_have_text("12")
+    bread_id = await bread_row.get_attribute("data-product-id")
+    bread_on_shop = card(shop, str(bread_id)).get_by_test_id("product-stock")
+    await expect(bread_on_shop).to_have_text("In stock", timeout=LIVE_MS)
+    await bread_row.get_by_test_id("product-remove").click()
+    await bread_row.get_by_test_id("product-remove").click()
+    await expect(bread_row).to_have_count(0)
+    await expect(bread_on_shop).to_have_text("Not available", timeout=LIVE_MS)
+    await dashboard.screenshot(path=out / "products-tab.png")
+
+    await card(shop, apples["id"]).get_by_test_id("add-to-cart").click()
+    await card(shop, honey["id"]).get_by_test_id("add-to-cart").click()
+    await shop.get_by_test_id("delivery_option-delivery").check()
+    await shop.screenshot(path=out / "shop.png")
+    phone = await pages.new_page(viewport=PHONE, is_mobile=True, has_touch=True, locale="en-GB")
+    await phone.goto(f"{base_url}/shop?market={market['id']}")
+    await expect(card(phone, apples["id"])).to_be_visible()
+    overflow = await phone.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"/shop is {overflow}px wider than a phone screen"

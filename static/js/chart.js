@@ -3,9 +3,13 @@
 // then kept current by the dashboard: addOrder() for each order:created that
 // the analytics answer did not already count (created after its `to`),
 // removeRevenue() when an order is cancelled (revenue excludes cancelled orders).
+// Scales: the count axis (left) has integer ticks only (0, 1 for a busiest hour of one order,
+// never 0, 1, 1); the revenue axis (right) has round amounts in the market's currency on the
+// same grid lines.
 
 import { t } from "./i18n.js";
 import { money, count, hour as hourLabel } from "./format.js";
+import { intlLocale } from "./i18n.js";
 
 const HOUR = 3600 * 1000;
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -18,6 +22,46 @@ function s(tag, attrs = {}, text) {
 }
 
 const floorHour = (ms) => Math.floor(ms / HOUR) * HOUR;
+const MAX_INTERVALS = 4;
+
+/** The smallest "nice" step (multiples × 10^k) at least `raw`, and at least `min`. */
+export function niceStep(raw, { min = 0, multiples = [1, 2, 2.5, 5] } = {}) {
+  if (!(raw > min)) return Math.max(min, raw > 0 ? raw : 1);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [...multiples, 10]) if (m * mag >= raw - 1e-9) return m * mag;
+  return 10 * mag;
+}
+
+/** Count axis: integer steps (1, 2, 5 × 10^k), top = step × intervals >= max; 0..1 for a max of 0 or 1. */
+export function countScale(max) {
+  const top0 = Math.max(1, Math.ceil(max));
+  const step = Math.max(1, niceStep(top0 / MAX_INTERVALS, { min: 1, multiples: [1, 2, 5] }));
+  const intervals = Math.max(1, Math.ceil(top0 / step));
+  return { step, intervals, top: step * intervals };
+}
+
+/** Revenue axis on the same grid lines: a round step in minor units (whole currency units once
+ *  the amounts allow it), so that step × intervals >= max. */
+export function revenueScale(maxCents, intervals) {
+  const raw = Math.max(100, maxCents) / intervals; // an empty day still reads 0 .. 1 unit
+  const step = raw >= 100 ? niceStep(raw / 100) * 100 : niceStep(raw);
+  return { step, top: step * intervals };
+}
+
+const compactCache = new Map();
+function compactMoney(cents, currency) {
+  const key = `${intlLocale()}|${currency}`;
+  let fmt = compactCache.get(key);
+  if (!fmt) {
+    try {
+      fmt = new Intl.NumberFormat(intlLocale(), { style: "currency", currency, notation: "compact", maximumFractionDigits: 1 });
+    } catch {
+      fmt = new Intl.NumberFormat(intlLocale(), { notation: "compact", maximumFractionDigits: 1 });
+    }
+    compactCache.set(key, fmt);
+  }
+  return fmt.format(cents / 100);
+}
 
 export function createChart(svg, { currency = "UAH" } = {}) {
   /** hour start (ms) -> {orders, revenue} */
@@ -99,7 +143,7 @@ export function createChart(svg, { currency = "UAH" } = {}) {
     const data = series();
     const width = Math.max(280, Math.round(svg.parentElement?.clientWidth || 640));
     const height = 220;
-    const pad = { l: 34, r: 12, t: 14, b: 28 };
+    const pad = { l: 34, r: 58, t: 14, b: 28 };
     const iw = width - pad.l - pad.r;
     const ih = height - pad.t - pad.b;
     svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
@@ -107,8 +151,10 @@ export function createChart(svg, { currency = "UAH" } = {}) {
     svg.setAttribute("height", height);
     while (svg.firstChild) svg.firstChild.remove();
 
-    const maxOrders = Math.max(1, ...data.map((d) => d.orders));
-    const maxRevenue = Math.max(1, ...data.map((d) => d.revenue));
+    const counts = countScale(Math.max(0, ...data.map((d) => d.orders)));
+    const revenue = revenueScale(Math.max(0, ...data.map((d) => d.revenue)), counts.intervals);
+    const maxOrders = counts.top;
+    const maxRevenue = revenue.top;
     const slot = iw / data.length;
     const barW = Math.max(2, slot * 0.62);
     const labelEvery = [1, 2, 3, 4, 6, 12].find((n) => n * slot >= 46) || 12;
@@ -125,13 +171,15 @@ export function createChart(svg, { currency = "UAH" } = {}) {
     svg.setAttribute("aria-label", summary);
     svg.append(s("title", {}, summary));
 
-    // grid + axis labels (orders on the left)
+    // grid + axis labels: orders (integers) on the left, revenue (round amounts) on the right
     const g = s("g", { class: "chart-grid" });
-    for (const f of [0, 0.5, 1]) {
-      const y = pad.t + ih - f * ih;
+    for (let i = 0; i <= counts.intervals; i++) {
+      const y = pad.t + ih - (i / counts.intervals) * ih;
       g.append(s("line", { x1: pad.l, x2: width - pad.r, y1: y, y2: y }));
-      g.append(s("text", { x: pad.l - 6, y: y + 4, "text-anchor": "end", class: "chart-axis" },
-        count(Math.round(f * maxOrders))));
+      g.append(s("text", { x: pad.l - 6, y: y + 4, "text-anchor": "end", class: "chart-axis", "data-axis": "orders" },
+        count(i * counts.step)));
+      g.append(s("text", { x: width - pad.r + 6, y: y + 4, "text-anchor": "start", class: "chart-axis", "data-axis": "revenue" },
+        compactMoney(i * revenue.step, currency)));
     }
     svg.append(g);
 

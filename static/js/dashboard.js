@@ -1,6 +1,9 @@
-// Market dashboard: sign-in, market choice, live stats, hourly chart and the
-// live order feed with status actions.
+// Market dashboard: sign-in, market choice, live stats, hourly chart, the
+// live order feed with status actions, customer details and the time left
+// before the hub cancels a pending order, new-order alerts and printed
+// tickets; and the Products tab (products.js).
 
+import "./i18n-market.js";
 import { api, apiList, ApiError } from "./api.js";
 import { getToken } from "./session.js";
 import { t, onLocaleChange } from "./i18n.js";
@@ -12,14 +15,40 @@ import { OrderFeed } from "./feed.js";
 import { STATUSES } from "./states.js";
 import { h, show, announce, setConnState, errorText } from "./ui.js";
 import { createWebhooksPanel } from "./webhooks.js";
+import { NewOrderAlerts } from "./alerts.js";
+import { ProductsPanel } from "./products.js";
+import { initTabs } from "./tabs.js";
+import { printTicket } from "./ticket.js";
 
 const $ = (id) => document.getElementById(id);
 const MARKET_KEY = "markethub.market";
 
 let user = null;
 let markets = [];
-let current = null; // {market, live, chart, feed}
+let current = null; // {market, live, chart, feed, products}
 let generation = 0; // bumps on every market switch / sign-out: late answers are ignored
+let clockSkewMs = 0; // server clock - this clock, from the stats' `at`
+
+// ORDER_CONFIRM_TIMEOUT_MINUTES, written into the page by the server (handlers/pages.py).
+const confirmTimeoutMs = (() => {
+  const seconds = Number(document.querySelector('meta[name="order-confirm-timeout-seconds"]')?.content);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : null;
+})();
+
+const alerts = new NewOrderAlerts({
+  soundButton: $("sound-toggle"),
+  notifyButton: $("notify-ask"),
+  onMessage: (text) => feedError(text),
+});
+
+const tabs = initTabs(document.querySelector(".dash-tabs"), {
+  onSelect: (id) => {
+    // The Products tab loads (and opens its live stock) the first time it is shown.
+    if (id === "tab-products" && current && !current.products) {
+      current.products = new ProductsPanel({ market: current.market, token: getToken() });
+    }
+  },
+});
 
 const webhooks = createWebhooksPanel($("webhooks-panel"));
 const auth = initAuth({ onSignedIn: start, onSignedOut: stop });
@@ -118,6 +147,7 @@ function message(text) {
 
 function closeMarket() {
   if (!current) return;
+  current.products?.close();
   current.live?.close();
   current.chart?.destroy();
   current.feed?.clear();
@@ -143,8 +173,12 @@ async function openMarket(market) {
     currency,
     onAction: (order, status) => changeStatus(order, status),
     onFilter: () => loadOrders(gen),
+    onPrint: (order) => printTicket(order, market),
+    confirmTimeoutMs,
+    now: () => Date.now() + clockSkewMs,
   });
-  current = { market, chart, feed, live: null };
+  current = { market, chart, feed, live: null, products: null };
+  tabs.select("tab-orders");
 
   // 1) chart seed first: live order:created events after its `to` are added on top
   await loadAnalytics(gen);
@@ -157,7 +191,7 @@ async function openMarket(market) {
     getToken,
     marketId: market.id,
     sequenced: {
-      "order:created": (p) => onOrderEvent(p, true),
+      "order:created": (p, meta) => onOrderEvent(p, true, meta && meta.replayed),
       "order:updated": (p) => onOrderEvent(p, false),
     },
     plain: { stats: (p) => renderStats(p) },
@@ -217,7 +251,7 @@ function feedError(text) {
 
 // ---------------------------------------------------------------- live events
 
-function onOrderEvent(payload, created) {
+function onOrderEvent(payload, created, replayed = false) {
   if (!current || !payload || !payload.order) return;
   const order = payload.order;
   if (order.market_id && order.market_id !== current.market.id) return;
@@ -226,7 +260,9 @@ function onOrderEvent(payload, created) {
   if (created) {
     current.chart.addOrder(order);
     if (res.inserted) {
-      announce(t("announce.new_order", { id: shortId(order.id), total: money(order.total_cents, order.currency || current.market.currency) }));
+      const text = t("announce.new_order", { id: shortId(order.id), total: money(order.total_cents, order.currency || current.market.currency) });
+      announce(text);
+      if (!replayed) alerts.newOrder({ id: order.id, text });
     }
   } else {
     // chart.removeRevenue counts each order once, whoever saw the change first
@@ -251,6 +287,8 @@ function renderStats(s) {
   if (!current || !s || typeof s !== "object" || s.error) return;
   if (s.market_id && s.market_id !== current.market.id) return;
   lastStats = s;
+  const serverNow = Date.parse(s.at);
+  if (!Number.isNaN(serverNow)) clockSkewMs = serverNow - Date.now();
   const cur = current.market.currency || "UAH";
   document.querySelector('[data-testid="stat-orders-total"]').textContent = count(s.orders_total ?? 0);
   document.querySelector('[data-testid="stat-revenue"]').textContent = money(s.revenue_cents ?? 0, cur);
@@ -294,7 +332,10 @@ async function changeStatus(order, status) {
 // ---------------------------------------------------------------- locale
 
 onLocaleChange(() => {
+  alerts.render();
+  alerts.updateTitle();
   if (current) {
+    current.products?.rerender();
     current.feed.rerenderAll();
     current.chart.render();
     if (lastStats) renderStats(lastStats);

@@ -1,6 +1,9 @@
 // The dashboard's order table: one row per order id (never twice), newest
 // first, updated in place; a newer `version` always wins over an older one,
-// so REST answers and live events can arrive in any order.
+// so REST answers and live events can arrive in any order. Each row shows who
+// ordered (name, phone), the delivery address and the notes; a pending order
+// counts down to the hub's automatic cancellation (ORDER_CONFIRM_TIMEOUT_MINUTES,
+// given by the server in the page), on the server's clock.
 
 import { t } from "./i18n.js";
 import { money, dateTime, shortId } from "./format.js";
@@ -11,8 +14,12 @@ const MAX_ROWS = 200;
 const MAX_ITEMS_SHOWN = 3;
 
 export class OrderFeed {
-  constructor({ tbody, empty, filter, currency, onAction, onFilter }) {
+  constructor({ tbody, empty, filter, currency, onAction, onFilter, onPrint, confirmTimeoutMs, now }) {
     this.tbody = tbody;
+    this.onPrint = onPrint;
+    this.confirmTimeoutMs = confirmTimeoutMs;
+    this.now = now || (() => Date.now());
+    this.ticker = setInterval(() => this.tick(), 1000);
     this.empty = empty;
     this.filter = filter;
     this.currency = currency || "UAH";
@@ -104,13 +111,18 @@ export class OrderFeed {
     if (!error) error = h("p", { class: "row-error", role: "alert", dataset: { testid: "row-error" }, hidden: true });
 
     const actions = h("div", { class: "actions" },
-      marketMoves(order).map((next) => h("button", {
+      ...marketMoves(order).map((next) => h("button", {
         type: "button",
         class: `btn btn-small action action-${next}${next === "cancelled" ? " btn-danger" : ""}`,
         dataset: { testid: `action-${next}`, status: next },
         "aria-label": `${t(`action.${next}`)} ${sid}`,
         onclick: () => this.onAction(this.orders.get(order.id) || order, next),
       }, t(`action.${next}`))),
+      this.onPrint ? h("button", {
+        type: "button", class: "btn btn-small btn-quiet", dataset: { testid: "print-ticket" },
+        "aria-label": t("order.print.label", { id: sid }),
+        onclick: () => this.onPrint(this.orders.get(order.id) || order),
+      }, t("order.print")) : null,
     );
 
     const cell = (cls, label, ...content) => h("td", { class: cls, "data-label": label }, h("div", { class: "cell" }, ...content));
@@ -119,12 +131,56 @@ export class OrderFeed {
         h("span", { class: "order-id" }, sid),
         h("span", { class: "order-time" }, h("time", { datetime: order.created_at }, dateTime(order.created_at))),
         order.delivery_option ? h("span", { class: "order-delivery" }, t(`delivery.${order.delivery_option}`)) : null),
+      cell("c-customer", t("feed.col.customer"), ...this.customerDetails(order)),
       cell("c-items", t("feed.col.items"), shown + more),
       cell("c-total", t("feed.col.total"), money(order.total_cents, cur)),
       cell("c-status", t("feed.col.status"),
-        statusBadge(order.status, { tabindex: "-1", dataset: { testid: "row-status" } })),
+        statusBadge(order.status, { tabindex: "-1", dataset: { testid: "row-status" } }),
+        this.countdown(order)),
       cell("c-actions", t("feed.col.actions"), actions, error),
     );
+  }
+
+  customerDetails(order) {
+    const c = order.customer || {};
+    const out = [];
+    out.push(h("span", { class: "customer-name", dataset: { testid: "customer-name" } }, c.name || t("order.no_contact")));
+    if (c.phone) {
+      out.push(h("a", { class: "customer-phone", href: `tel:${c.phone.replace(/[^+0-9]/g, "")}`,
+        dataset: { testid: "customer-phone" } }, c.phone));
+    }
+    if (order.delivery_address) {
+      out.push(h("span", { class: "order-address", dataset: { testid: "order-address" } },
+        h("span", { class: "visually-hidden" }, `${t("order.address")}: `), order.delivery_address));
+    }
+    if (order.notes) {
+      out.push(h("span", { class: "order-notes", dataset: { testid: "order-notes" } },
+        h("span", { class: "visually-hidden" }, `${t("order.notes")}: `), `“${order.notes}”`));
+    }
+    return out;
+  }
+
+  /** A pending order's time left before the hub cancels it (updated every second by tick()). */
+  countdown(order) {
+    if (order.status !== "pending" || !this.confirmTimeoutMs) return null;
+    const deadline = (Date.parse(order.created_at) || 0) + this.confirmTimeoutMs;
+    const el = h("span", { class: "countdown", dataset: { testid: "countdown", deadline: String(deadline) } });
+    this.renderCountdown(el);
+    return el;
+  }
+
+  renderCountdown(el) {
+    const left = Math.max(0, Number(el.dataset.deadline) - this.now());
+    if (left <= 0) { el.textContent = t("order.expiring"); el.dataset.urgent = "true"; return; }
+    const total = Math.ceil(left / 1000);
+    const mm = Math.floor(total / 60);
+    const ss = String(total % 60).padStart(2, "0");
+    el.textContent = t("order.expires_in", { time: `${mm}:${ss}` });
+    el.dataset.urgent = String(total <= 120);
+  }
+
+  tick() {
+    for (const el of this.tbody.querySelectorAll('[data-testid="countdown"]')) this.renderCountdown(el);
   }
 
   /** Apply the status filter and the empty message. */
@@ -169,6 +225,7 @@ export class OrderFeed {
   }
 
   clear() {
+    clearInterval(this.ticker);
     this.ac.abort();
     this.tbody.replaceChildren();
     this.orders.clear();

@@ -204,7 +204,7 @@ function renderCard(p) {
   const card = current.cards.get(p.id);
   if (!card) return;
   const cur = current.market.currency;
-  card.replaceChildren(
+  card.replaceChildren(...[ // (null children would become the text "null")
     h("h3", { class: "product-name" }, p.name),
     p.category ? h("p", { class: "product-cat muted" }, p.category) : null,
     p.description ? h("p", { class: "product-desc" }, p.description) : null,
@@ -214,7 +214,7 @@ function renderCard(p) {
     h("p", { class: "stock", dataset: { testid: "product-stock" } }),
     h("button", { type: "button", class: "btn add", dataset: { testid: "add-to-cart" },
       "aria-label": t("shop.add.label", { name: p.name }), onclick: () => addToCart(p.id) }, t("shop.add")),
-  );
+  ].filter(Boolean));
   renderStock(p);
 }
 
