@@ -13,15 +13,20 @@ def may_create_market(user: User) -> bool:
     return user.role in (Role.MARKET_ADMIN, Role.SUPER_ADMIN)
 
 
+def owns_market(user: User, market: Market) -> bool:
+    """A market_admin's own market. A demoted owner (now a customer) keeps the market, not its keys."""
+    return user.role is Role.MARKET_ADMIN and market.owner_id == user.id
+
+
 def manages_market(user: User, market: Market) -> bool:
     """The market's owner or a super_admin: may edit it, its products, its orders, its statistics."""
-    return is_super_admin(user) or market.owner_id == user.id
+    return is_super_admin(user) or owns_market(user, market)
 
 
 def may_see_order(user: User, order: Order, market: Market | None) -> bool:
     if is_super_admin(user) or order.customer_id == user.id:
         return True
-    return market is not None and market.owner_id == user.id
+    return market is not None and owns_market(user, market)
 
 
 def may_view_market_analytics(user: User, market: Market) -> bool:
@@ -33,4 +38,14 @@ def may_view_platform_analytics(user: User) -> bool:
 
 
 def may_watch_dashboard(user: User, market: Market) -> bool:
-    return manages_market(user, market) and user.role in (Role.MARKET_ADMIN, Role.SUPER_ADMIN)
+    """A super_admin, any market; its owner, while it is active (a deleted market's feed is closed)."""
+    return is_super_admin(user) or (owns_market(user, market) and market.is_active)
+
+
+def may_administer_users(user: User) -> bool:
+    return is_super_admin(user)
+
+
+def may_be_changed_through_api(target: User) -> bool:
+    """A super_admin account is changed by an operator (python -m hub create-admin), never over the API."""
+    return not is_super_admin(target)

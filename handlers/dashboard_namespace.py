@@ -11,6 +11,7 @@ from handlers.socket_namespace import FORBIDDEN, SERVICE_ERRORS, UNAVAILABLE, Li
 from hub.errors import Forbidden, NotFound
 from hub.realtime.streams import DASHBOARD, STATS, market_stream
 from store.codec import parse_id
+from store.models import Role
 
 log = logging.getLogger(__name__)
 
@@ -22,19 +23,23 @@ class DashboardNamespace(LiveNamespace):
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         body = self.parse_auth(auth)
         user = await self.authenticate(body)
-        market_id = parse_id(body.market_id)
-        if market_id is None:
-            raise refuse(FORBIDDEN)
+        catalog = self.app[catalog_key]
         try:
-            # Only a market the user manages; an unknown market is refused the same way.
-            market = await self.app[catalog_key].managed_market(user, market_id)
+            if body.market_id is None and user.role is Role.MARKET_ADMIN:
+                market = await catalog.own_market(user)  # DESIGN.md: optional for their own market
+            else:
+                market_id = parse_id(body.market_id)
+                if market_id is None:
+                    raise refuse(FORBIDDEN)
+                # Only a market the user manages; an unknown market is refused the same way.
+                market = await catalog.managed_market(user, market_id)
         except (Forbidden, NotFound):
             raise refuse(FORBIDDEN) from None
         except SERVICE_ERRORS:
             raise refuse(UNAVAILABLE) from None
         if not may_watch_dashboard(user, market):
             raise refuse(FORBIDDEN)
-        await self.accept(sid, user, [market_stream(market_id)], body, market_id=market_id)
+        await self.accept(sid, user, [market_stream(market.id)], body, market_id=market.id)
         return True
 
     async def after_connect(self, sid: str) -> None:

@@ -130,7 +130,9 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise BadRequest("Request body must be a JSON object")
     try:
-        return model.model_validate(data)
+        # Strictly as JSON types (DESIGN.md): `true` is not an integer, "12" not a number. Query
+        # strings (read_query) are text by nature and keep the usual conversions.
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         details = validation_details(exc)
         if all(item["type"] == ID_FORMAT_ERROR for item in details):

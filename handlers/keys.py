@@ -21,8 +21,10 @@ from hub.orders.sweeper import OrderSweeper
 from hub.ratelimit import RequestLimiter
 from hub.realtime.catalog import CatalogPusher
 from hub.realtime.engine import Realtime
+from hub.realtime.revocation import Revocations
 from hub.realtime.server import HubServer
 from hub.settings import Settings
+from hub.user_admin import UserAdmin
 from hub.webhooks.endpoints import Webhooks
 from hub.webhooks.sender import WebhookSender
 from store.database import Store
@@ -39,6 +41,7 @@ order_follow_up_key = web.AppKey("order_follow_up", OrderFollowUp)
 order_sweeper_key = web.AppKey("order_sweeper", OrderSweeper)
 # Storefronts' live stock (/catalog): told by the catalog and order rules what changed.
 catalog_feed_key = web.AppKey("catalog_feed", CatalogPusher)
+user_admin_key = web.AppKey("user_admin", UserAdmin)
 analytics_key = web.AppKey("analytics", Analytics)
 webhooks_key = web.AppKey("webhooks", Webhooks)
 webhook_sender_key = web.AppKey("webhook_sender", WebhookSender)
@@ -54,6 +57,8 @@ drain_key = web.AppKey("drain", Drain)
 # The Socket.IO server is made with the app; the engine around it once the database is open.
 socketio_key = web.AppKey("socketio", HubServer)
 realtime_key = web.AppKey("realtime", Realtime)
+# Ends live connections on every instance (made with the Socket.IO server, handed to the domain).
+revocations_key = web.AppKey("revocations", Revocations)
 
 # Extra readiness checks by name (Redis, when configured): each an awaitable that raises when down.
 ReadinessCheck = Callable[[], Awaitable[object]]

@@ -33,7 +33,7 @@ async def create_market(request: web.Request, body: MarketCreate) -> web.Respons
 
 
 @routes.route("PATCH", "/markets/{id}", summary="Update a market", body=MarketUpdate, response=Market,
-              errors=(401, 403, 404, 422))  # fmt: skip
+              errors=(401, 403, 404, 409, 422))  # fmt: skip
 async def update_market(request: web.Request, body: MarketUpdate) -> web.Response:
     user = await current_user(request)
     return json_response(await request.app[catalog_key].update_market(user, request.match_info["id"], body))

@@ -68,7 +68,7 @@ def build_spec(operations: Iterable[Operation], *, title: str, version: str) -> 
         success: dict[str, Any] = {"description": op.summary}
         if op.response is not None:
             success["content"] = {"application/json": {"schema": schemas.ref(op.response, "serialization")}}
-        if op.path.endswith(("/markets", "/products", "/orders")) and op.method == "get":
+        if op.path.endswith(("/markets", "/products", "/orders", "/users")) and op.method == "get":
             success["headers"] = {"X-Total-Count": {"schema": {"type": "integer"}, "description": "All matches"}}
         responses[str(op.status)] = success
         for status, description in op.also.items():

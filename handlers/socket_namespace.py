@@ -3,7 +3,9 @@ recovery of missed events on connect (`auth.since`) and on request (`replay`).""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import socketio
@@ -14,8 +16,9 @@ from handlers.keys import accounts_key, realtime_key
 from hub.errors import HubError, Unauthorized
 from hub.realtime.engine import Realtime
 from hub.realtime.history import Replay, as_message
-from hub.realtime.streams import RESYNC
-from hub.schemas.realtime import ConnectAuth, ReplayRequest
+from hub.realtime.revocation import AUTH_EXPIRED
+from hub.realtime.streams import RESYNC, account_room
+from hub.schemas.realtime import ConnectAuth, RefreshRequest, ReplayRequest
 from store.client import UNAVAILABLE_ERRORS
 from store.models import User
 
@@ -45,13 +48,20 @@ def _seq_order(item: tuple[str, Any]) -> float:
 
 class LiveNamespace(socketio.AsyncNamespace):
     """Base of the hub's namespaces. Subclasses decide who may connect and which streams they
-    read (`connect` → `accept`); rooms are the streams, chosen here, never by the client."""
+    read (`connect` → `accept`); rooms are the streams, chosen here, never by the client.
+
+    A connection lives no longer than its token: at `exp` it gets `auth:expired` and is
+    disconnected, unless `auth:refresh` brought a fresh token of the same user first. Every
+    connection is also in its user's account room, where a revocation (hub/realtime/revocation.py)
+    finds it on whichever instance it is."""
 
     def __init__(self, namespace: str, app: web.Application) -> None:
         super().__init__(namespace)
         self.app = app
         self._accepted: set[str] = set()
         self._pending: dict[str, dict[str, tuple[int, Replay]]] = {}
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def realtime(self) -> Realtime:
@@ -73,12 +83,15 @@ class LiveNamespace(socketio.AsyncNamespace):
             return ConnectAuth(token=token if isinstance(token, str) and len(token) <= 4096 else None)
 
     async def authenticate(self, auth: ConnectAuth) -> User:
+        """The token's user; the token's expiry is kept for `accept` (the connection ends then)."""
         try:
-            return await self.app[accounts_key].authenticate(auth.token)
+            user, expires_at = await self.app[accounts_key].authenticate_until(auth.token)
         except Unauthorized:
             raise refuse(UNAUTHORIZED) from None
         except SERVICE_ERRORS:
             raise refuse(UNAVAILABLE) from None
+        auth.expires_at = expires_at
+        return user
 
     async def accept(self, sid: str, user: User, streams: list[str], auth: ConnectAuth, **session: Any) -> None:
         """Admit the connection to its streams' rooms, holding live deliveries until the events
@@ -87,6 +100,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         await self.save_session(sid, {"user": user, "streams": streams, **session})
         realtime.server.hold(sid)
         try:
+            await self.enter_room(sid, account_room(user.id))
             for stream in streams:
                 await self.enter_room(sid, stream)
             # Read after the hold started: an event is in this read, or held, or both (dropped then).
@@ -99,6 +113,8 @@ class LiveNamespace(socketio.AsyncNamespace):
             raise refuse(UNAVAILABLE) from None
         self._pending[sid] = pending
         self._accepted.add(sid)
+        if auth.expires_at is not None:
+            self._expire_at(sid, auth.expires_at)
         realtime.metrics.socket_connections.labels(namespace=self.namespace).inc()
 
     async def connected(self, sid: str) -> None:
@@ -136,7 +152,51 @@ class LiveNamespace(socketio.AsyncNamespace):
                     continue
             server.send_now(sid, self.namespace, event_name, data)
 
+    # Token lifetime
+
+    def _expire_at(self, sid: str, expires_at: datetime) -> None:
+        previous = self._expiry.pop(sid, None)
+        if previous is not None:
+            previous.cancel()
+        delay = max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
+        self._expiry[sid] = asyncio.get_running_loop().call_later(delay, self._expired, sid, expires_at)
+
+    def _expired(self, sid: str, expires_at: datetime) -> None:
+        self._expiry.pop(sid, None)
+        task = asyncio.ensure_future(self._end_expired(sid, expires_at))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _end_expired(self, sid: str, expires_at: datetime) -> None:
+        self.realtime.server.send_now(sid, self.namespace, AUTH_EXPIRED, {"expired_at": expires_at.isoformat()})
+        await self.disconnect(sid)
+
+    async def on_auth_refresh(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """`auth:refresh` {token}: the connection now lives until the fresh token's `exp`. Ack
+        {"ok": true, "expires_at"}, or an error: UNAUTHORIZED (bad, expired, or the user is no
+        longer active), FORBIDDEN (a token of another user, or the user's role changed)."""
+        try:
+            body = RefreshRequest.model_validate(data)
+        except ValidationError:
+            return error_reply("VALIDATION_ERROR")
+        connected_as, _ = await self.session_user(sid)
+        try:
+            user, expires_at = await self.app[accounts_key].authenticate_until(body.token)
+        except Unauthorized:
+            return error_reply("UNAUTHORIZED")
+        except SERVICE_ERRORS:
+            return error_reply("UNAVAILABLE")
+        if user.id != connected_as.id or user.role != connected_as.role:
+            return error_reply("FORBIDDEN")
+        if sid not in self._accepted:  # disconnected while the user was read
+            return error_reply("UNAUTHORIZED")
+        self._expire_at(sid, expires_at)
+        return {"ok": True, "expires_at": expires_at.isoformat()}
+
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        expiry = self._expiry.pop(sid, None)
+        if expiry is not None:
+            expiry.cancel()
         self.realtime.server.release(sid)
         self._pending.pop(sid, None)
         if sid in self._accepted:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from handlers.http import ApiRoutes, current_user, json_response
-from handlers.keys import accounts_key
-from hub.schemas.users import LoginReply, UserLogin, UserRegister, UserUpdate
+from handlers.http import ApiRoutes, current_user, json_response, list_of, list_response
+from handlers.keys import accounts_key, user_admin_key
+from hub.schemas.users import LoginReply, UserAdminUpdate, UserLogin, UserQuery, UserRegister, UserUpdate
 from store.models import User
 
 routes = ApiRoutes("users")
@@ -40,3 +40,26 @@ routes.route("PATCH", "/users/me", summary="Update my profile", body=UserUpdate,
 )
 routes.route("PUT", "/users/me", summary="Update my profile (same as PATCH)", body=UserUpdate, response=User,
              errors=(422,))(_update_me)  # fmt: skip
+
+
+# Administration (super_admin). Registered after /users/me, so that "me" is never taken for an id.
+
+
+@routes.route("GET", "/users", summary="List users (super_admin)", query=UserQuery, response=list_of(User),
+              errors=(401, 403, 422))  # fmt: skip
+async def list_users(request: web.Request, query: UserQuery) -> web.Response:
+    users, total = await request.app[user_admin_key].list_users(await current_user(request), query)
+    return list_response(users, total)
+
+
+@routes.route("GET", "/users/{id}", summary="A user (super_admin)", response=User, errors=(401, 403, 404))
+async def get_user(request: web.Request) -> web.Response:
+    admin = await current_user(request)
+    return json_response(await request.app[user_admin_key].user(admin, request.match_info["id"]))
+
+
+@routes.route("PATCH", "/users/{id}", summary="Deactivate, reactivate or change the role of a user (super_admin)",
+              body=UserAdminUpdate, response=User, errors=(401, 403, 404, 422))  # fmt: skip
+async def update_user(request: web.Request, body: UserAdminUpdate) -> web.Response:
+    admin = await current_user(request)
+    return json_response(await request.app[user_admin_key].update_user(admin, request.match_info["id"], body))

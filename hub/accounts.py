@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
@@ -50,6 +51,11 @@ class Accounts:
 
     async def authenticate(self, token: str | None) -> User:
         """The active user a token names; anything else is 401, whatever the transport."""
+        user, _ = await self.authenticate_until(token)
+        return user
+
+    async def authenticate_until(self, token: str | None) -> tuple[User, datetime]:
+        """The active user a token names, and when the token expires (a live connection ends then)."""
         if not token:
             raise Unauthorized("Missing bearer token")
         try:
@@ -59,7 +65,7 @@ class Accounts:
         record = await self.users.get(claims.user_id)
         if record is None or not record.is_active:
             raise Unauthorized("Invalid or expired token")
-        return record.public()
+        return record.public(), claims.expires_at
 
     async def update_profile(self, user: User, body: UserUpdate) -> User:
         changes: dict[str, Any] = body.model_dump(exclude_unset=True)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from auth.tokens import TokenIssuer
@@ -16,6 +17,7 @@ from handlers.catalog_namespace import CatalogNamespace
 from handlers.cors import add_cors
 from handlers.dashboard_namespace import DashboardNamespace
 from handlers.keys import (
+    ReadinessCheck,
     accounts_key,
     analytics_key,
     catalog_feed_key,
@@ -28,11 +30,14 @@ from handlers.keys import (
     order_reader_key,
     order_status_key,
     order_sweeper_key,
+    readiness_checks_key,
     realtime_key,
     request_limiter_key,
+    revocations_key,
     settings_key,
     socketio_key,
     store_key,
+    user_admin_key,
     webhook_clock_key,
     webhook_sender_key,
     webhooks_key,
@@ -41,6 +46,7 @@ from handlers.middleware import error_envelope, rate_limit, request_context
 from handlers.openapi import build_spec
 from handlers.orders_namespace import OrdersNamespace
 from handlers.pages import add_page_routes
+from handlers.security_headers import add_security_headers
 from hub.accounts import Accounts
 from hub.analytics import Analytics
 from hub.catalog import Catalog
@@ -58,8 +64,10 @@ from hub.orders.sweeper import OrderSweeper
 from hub.ratelimit import open_request_limiter
 from hub.realtime.catalog import CatalogPusher
 from hub.realtime.engine import open_realtime
+from hub.realtime.revocation import Revocations
 from hub.realtime.server import build_server
 from hub.settings import Settings
+from hub.user_admin import UserAdmin
 from hub.webhooks.endpoints import Webhooks
 from hub.webhooks.outbox import DeliveryOutbox
 from hub.webhooks.schedule import RetrySchedule
@@ -67,6 +75,7 @@ from hub.webhooks.sender import WebhookSender
 
 MAX_BODY_BYTES = 1024 * 1024
 VERSION = "1.0.0"
+READY_TIMEOUT_SECONDS = 2
 API_MODULES = (service, users, markets, products, orders, analytics, webhooks)
 log = logging.getLogger(__name__)
 
@@ -80,7 +89,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         # Pushes through the Socket.IO server made in create_app (its manager: Redis when configured).
         feed = CatalogPusher(app[socketio_key], store.products, interval=settings.stats_interval_seconds)
         app[catalog_feed_key] = feed
-        app[catalog_key] = Catalog(store.markets, store.products, store.users, changes=feed)
+        revocations = app[revocations_key]
+        app[catalog_key] = Catalog(store.markets, store.products, store.users, store.orders, revocations, changes=feed)
+        app[user_admin_key] = UserAdmin(store.users, revocations)
         app[analytics_key] = Analytics(store)
         yield
         await feed.close()
@@ -182,6 +193,24 @@ async def _request_limiter(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _redis_readiness(app: web.Application) -> AsyncIterator[None]:
+    """/ready answers 503 while a configured Redis does not answer (fan-out and shared limits need it)."""
+    url = app[settings_key].redis_url
+    if url is None:
+        yield
+        return
+    redis = aioredis.Redis.from_url(url, socket_connect_timeout=READY_TIMEOUT_SECONDS,
+                                    socket_timeout=READY_TIMEOUT_SECONDS)  # fmt: skip
+
+    async def ping() -> None:
+        await redis.ping()
+
+    checks: dict[str, ReadinessCheck] = {"redis": ping}
+    app[readiness_checks_key] = checks
+    yield
+    await redis.aclose()
+
+
 def create_app(settings: Settings, *, webhook_clock: Clock | None = None) -> web.Application:
     """`webhook_clock`: what time it is for webhook secrets' overlap after a rotation (tests move it)."""
     settings = settings.ensure_secret()
@@ -194,6 +223,7 @@ def create_app(settings: Settings, *, webhook_clock: Clock | None = None) -> web
     app.on_shutdown.append(_start_drain)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_request_limiter)
+    app.cleanup_ctx.append(_redis_readiness)
     app.cleanup_ctx.append(_realtime)
     app.cleanup_ctx.append(_orders)
     app.cleanup_ctx.append(_webhook_sender)
@@ -213,4 +243,6 @@ def create_app(settings: Settings, *, webhook_clock: Clock | None = None) -> web
     sio.register_namespace(CatalogNamespace(app))
     sio.attach(app)
     app[socketio_key] = sio
+    app[revocations_key] = Revocations(sio)
+    add_security_headers(app)
     return app

@@ -7,9 +7,11 @@ from typing import Any, Protocol
 
 from auth.policy import is_super_admin, manages_market, may_create_market
 from hub.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from hub.realtime.revocation import Revoker
 from hub.schemas.catalog import MarketCreate, MarketQuery, MarketUpdate, ProductCreate, ProductQuery, ProductUpdate
 from store.markets import MarketExists, Markets
 from store.models import Market, Product, User
+from store.orders import Orders
 from store.products import Products
 from store.users import Users
 
@@ -22,11 +24,20 @@ class ProductChanges(Protocol):
 
 class Catalog:
     def __init__(
-        self, markets: Markets, products: Products, users: Users, *, changes: ProductChanges | None = None
+        self,
+        markets: Markets,
+        products: Products,
+        users: Users,
+        orders: Orders,
+        revoker: Revoker,
+        *,
+        changes: ProductChanges | None = None,
     ) -> None:
         self.markets = markets
         self.products = products
         self.users = users
+        self.orders = orders
+        self.revoker = revoker
         self.changes = changes
 
     def _changed(self, product: Product) -> None:
@@ -75,9 +86,21 @@ class Catalog:
             raise Forbidden("You do not manage this market")
         return market
 
+    async def own_market(self, user: User) -> Market:
+        """The market a market_admin owns (whether or not it is active); 404 when they have none."""
+        market = await self.markets.by_owner(user.id)
+        if market is None:
+            raise NotFound("Market not found")
+        return market
+
     async def update_market(self, user: User, market_id: str, body: MarketUpdate) -> Market:
         market = await self.managed_market(user, market_id)
         changes = body.model_dump(exclude_unset=True, mode="json")
+        if "is_active" in changes and not is_super_admin(user):
+            raise Forbidden("Only a super_admin may set is_active (the owner deletes the market)")
+        if changes.get("currency", market.currency) != market.currency and await self._has_orders(market):
+            # Its totals would add amounts of two currencies.
+            raise Conflict("The market has orders: its currency can no longer change", code="CURRENCY_LOCKED")
         if not changes:
             return market
         updated = await self.markets.update(market.id, changes)
@@ -85,7 +108,14 @@ class Catalog:
             raise NotFound("Market not found")
         if updated.currency != market.currency:
             await self.products.follow_market(market.id, currency=updated.currency)
+        if updated.is_active != market.is_active:
+            await self.products.follow_market(market.id, active=updated.is_active)
+            if not updated.is_active:
+                await self.revoker.revoke_market(market.id, "market_deleted")
         return updated
+
+    async def _has_orders(self, market: Market) -> bool:
+        return market.total_orders > 0 or await self.orders.exists_for_market(market.id)
 
     async def verify_market(self, user: User, market_id: str) -> Market:
         if not is_super_admin(user):
@@ -99,6 +129,7 @@ class Catalog:
         market = await self.managed_market(user, market_id)
         await self.markets.update(market.id, {"is_active": False})
         await self.products.follow_market(market.id, active=False)
+        await self.revoker.revoke_market(market.id, "market_deleted")
 
     # Products
 

@@ -108,6 +108,9 @@ class Orders:
         )
         return result.matched_count == 1  # (modified_count is 0 when it is still the same millisecond)
 
+    async def exists_for_market(self, market_id: str) -> bool:
+        return await self.collection.find_one({"market_id": market_id}, {"_id": 1}) is not None
+
     async def search(self, query: dict[str, Any], *, skip: int, limit: int) -> tuple[list[Order], int]:
         total = await self.collection.count_documents(query)
         cursor = self.collection.find(query).sort([("created_ms", -1), ("_id", -1)]).skip(skip).limit(limit)

@@ -10,6 +10,7 @@ from pymongo.errors import DuplicateKeyError
 from store.client import Database
 from store.codec import from_document, new_id, now, parse_id
 from store.models import Role, UserRecord
+from store.text import contains_text
 
 
 class EmailTaken(Exception):
@@ -27,6 +28,7 @@ class Users:
 
     async def create_indexes(self) -> None:
         await self.collection.create_index("email_key", unique=True, name="email_key_unique")
+        await self.collection.create_index([("role", 1), ("created_at", -1)], name="role_recent")
 
     async def insert(self, *, email: str, name: str, password_hash: str, role: Role, **profile: Any) -> UserRecord:
         document = {
@@ -65,3 +67,18 @@ class Users:
             {"_id": oid}, {"$set": changes}, return_document=ReturnDocument.AFTER
         )
         return from_document(UserRecord, document) if document else None
+
+    async def search(
+        self, *, role: Role | None, text: str | None, is_active: bool | None, skip: int, limit: int
+    ) -> tuple[list[UserRecord], int]:
+        """Newest first; `text` matches email or name as literal text, ignoring case."""
+        query: dict[str, Any] = {}
+        if role is not None:
+            query["role"] = role.value
+        if is_active is not None:
+            query["is_active"] = is_active
+        if text:
+            query.update(contains_text(("email", "name"), text))
+        total = await self.collection.count_documents(query)
+        cursor = self.collection.find(query).sort([("created_at", -1), ("_id", -1)]).skip(skip).limit(limit)
+        return [from_document(UserRecord, document) async for document in cursor], total

@@ -15,7 +15,7 @@ import socketio
 from tests.conftest import Account, make_market, make_product, sign_up
 
 SEQUENCED = ("order:created", "order:updated")
-RECORDED = (*SEQUENCED, "stats", "resync", "catalog")
+RECORDED = (*SEQUENCED, "stats", "resync", "catalog", "auth:expired", "auth:revoked")
 
 
 class LiveClient:
@@ -34,6 +34,7 @@ class LiveClient:
         self.received: list[tuple[str, Any, float]] = []
         self.refusal: Any = None
         self.disconnected = asyncio.Event()
+        self.disconnected_at: float | None = None
         self._changed = asyncio.Event()
         for name in RECORDED:
             self.sio.on(name, self._recorder(name), namespace=namespace)
@@ -52,6 +53,7 @@ class LiveClient:
         self._changed.set()
 
     def _on_disconnect(self, reason: Any = None) -> None:
+        self.disconnected_at = self.disconnected_at or time.monotonic()
         self.disconnected.set()
         self._changed.set()
 

@@ -39,7 +39,7 @@ async def test_a_body_just_under_one_mib_is_read(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/nope"), ("GET", "/api/v1/nope"), ("POST", "/api/v1/users/nope"), ("GET", "/api/v1/markets/a/b/c")],
+    [("GET", "/nope"), ("GET", "/api/v1/nope"), ("POST", "/api/v1/users/nope/more"), ("GET", "/api/v1/markets/a/b/c")],
 )
 async def test_unknown_routes_are_404_envelopes(client: TestClient, method: str, path: str) -> None:
     await expect_error(await client.request(method, path), 404, "NOT_FOUND")

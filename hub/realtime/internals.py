@@ -199,7 +199,7 @@ INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "engineio.async_drivers.aiohttp.WebSocket": ("handler", "server", "_sock"),
     "engineio.packet.Packet": ("encode_cache", "binary", "data"),
     "socketio.async_server.AsyncServer": (
-        "manager", "eio", "packet_class", "namespace_handlers", "manager_initialized",
+        "manager", "eio", "packet_class", "namespace_handlers", "manager_initialized", "namespaces",
     ),
     "socketio.base_manager.BaseManager": ("rooms", "server"),
     "socketio.async_redis_manager.AsyncRedisManager": ("host_id", "channel", "redis", "thread"),

@@ -13,6 +13,7 @@ import socketio
 
 from hub.realtime.codec import orjson_json
 from hub.realtime.delivery import Delivery
+from hub.realtime.revocation import REVOKE
 from hub.settings import Settings
 
 REDIS_CONNECT_TIMEOUT_SECONDS = 2
@@ -27,6 +28,11 @@ class LocalFanout(socketio.AsyncManager):
         callback: Any = None, to: Any = None, **kwargs: Any,
     ) -> None:  # fmt: skip
         room = to or room
+        end_room = getattr(self.server, "end_room", None)  # HubServer's (no import of server.py here)
+        if event == REVOKE and end_room is not None and isinstance(room, str):
+            # Not an event for clients: this instance disconnects its participants of the room.
+            await end_room(namespace, room, data)
+            return
         delivery = getattr(self.server, "delivery", None)
         if (
             callback is None

@@ -25,6 +25,7 @@ from hub.realtime.delivery import Delivery
 from hub.realtime.engineio_server import HubEngineServer
 from hub.realtime.origins import OriginPolicy
 from hub.realtime.redis_manager import HubManager, redis_manager
+from hub.realtime.revocation import AUTH_REVOKED
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class HubServer(socketio.AsyncServer):
         )
         self.emit_observers = self.delivery.emit_observers
         self.slow_client_observers = self.delivery.slow_client_observers
+        # Only the namespaces with a handler accept connections: not even the default `/` (the
+        # constructor turns an empty list into ["/"], hence after it).
+        self.namespaces: list[str] = []
 
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return HubEngineServer
@@ -86,6 +90,13 @@ class HubServer(socketio.AsyncServer):
 
     def has_local_room(self, namespace: str, room: str) -> bool:
         return self.delivery.has_local_room(namespace, room)
+
+    async def end_room(self, namespace: str, room: str, data: Any) -> None:
+        """Disconnect this instance's participants of a room (a REVOKE reached it), telling each why.
+        Called by LocalFanout (hub/realtime/redis_manager.py) for REVOKE, from here or another instance."""
+        for sid, _ in list(self.manager.get_participants(namespace, room)):
+            self.send_now(sid, namespace, AUTH_REVOKED, data)
+            await self.disconnect(sid, namespace)
 
     # Connection
 

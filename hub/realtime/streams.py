@@ -30,3 +30,9 @@ def market_of(stream: object) -> str | None:
 def namespace_of(stream: str) -> str:
     """Market streams feed dashboards; user streams feed the customer's order tracking."""
     return DASHBOARD if stream.startswith("market:") else ORDERS
+
+
+# Not a stream (nothing is published to it): every authenticated connection of a user is in this
+# room, so that one message reaches all of them, on every instance, to end them (hub/realtime/revocation.py).
+def account_room(user_id: str) -> str:
+    return f"account:{user_id}"

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from hub.schemas.common import Input
 
 Bucket = Literal["hour", "day"]
+_ISO_DATE_TIME = r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?)?$"
+
+
+def _iso_8601(value: object) -> object:
+    # pydantic would also take a number ("0.5") as Unix seconds; the contract says ISO 8601.
+    if isinstance(value, str) and not re.fullmatch(_ISO_DATE_TIME, value):
+        raise ValueError("must be an ISO 8601 date or date-time")
+    return value
+
+
+Timestamp = Annotated[
+    datetime, BeforeValidator(_iso_8601), WithJsonSchema({"type": "string", "pattern": _ISO_DATE_TIME})
+]
 
 
 class PeriodQuery(Input):
     """`from`/`to` are ISO 8601 (UTC when no offset is given); default: the last 24 hours."""
 
-    from_: datetime | None = Field(default=None, validation_alias="from")
-    to: datetime | None = None
+    from_: Timestamp | None = Field(default=None, validation_alias="from")
+    to: Timestamp | None = None
 
 
 class MarketAnalyticsQuery(PeriodQuery):

@@ -6,14 +6,26 @@ from typing import Annotated
 
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints, field_validator
 
-from hub.schemas.common import Input, LongText, ObjectIdStr, Page, SearchText, ShortText, not_null
+from hub.schemas.common import (
+    Input,
+    LongText,
+    ObjectIdStr,
+    Page,
+    PlainKeys,
+    SearchText,
+    ShortText,
+    free_form_schema,
+    not_null,
+)
 from hub.schemas.users import Address, Phone
 from store.models import Coordinates, DeliveryOption, PaymentMethod
 
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
 Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
-BusinessHours = Annotated[dict[str, Annotated[str, StringConstraints(max_length=50)]], Field(max_length=14)]
+HoursText = Annotated[str, StringConstraints(max_length=50)]
+BusinessHours = Annotated[dict[str, HoursText], Field(max_length=14), PlainKeys,
+                          free_form_schema({"type": "string", "maxLength": 50}, max_entries=14)]  # fmt: skip
 # A null description clears it: the entities keep "" rather than null.
 Description = Annotated[LongText | None, AfterValidator(lambda value: value or "")]
 
@@ -50,11 +62,14 @@ class MarketUpdate(MarketFields):
     delivery_options: list[DeliveryOption] | None = Field(default=None, min_length=1, max_length=2)
     payment_methods: list[PaymentMethod] | None = Field(default=None, min_length=1, max_length=2)
     currency: Currency | None = None
+    # super_admin only (403 for the owner): brings a deleted market back, or takes one down.
+    is_active: bool | None = None
 
     _distinct_options = field_validator("delivery_options", "payment_methods")(_distinct)
     _not_null = not_null(
-        "name", "contact_email", "address", "delivery_options", "payment_methods", "currency", "business_hours"
-    )
+        "name", "contact_email", "address", "delivery_options", "payment_methods", "currency", "business_hours",
+        "is_active",
+    )  # fmt: skip
 
 
 class MarketQuery(Page):

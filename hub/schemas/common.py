@@ -25,10 +25,72 @@ LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20
 SearchText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 
 
+# A key of a free-form map (business_hours, preferences): MongoDB reads `$` and `.` in a field name
+# as operators and paths, and BSON cannot hold a NUL in one.
+PLAIN_KEY_PATTERN = r"^[^$.\x00]*$"
+_INT64 = 2**63
+
+
+def storage_problem(value: Any) -> str | None:
+    """What a free-form JSON value holds that a MongoDB document cannot (found by fuzzing: a NUL
+    in a name, or a 9-byte integer, made the write fail with 500)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not re.fullmatch(PLAIN_KEY_PATTERN, key):
+                return "names may not contain NUL, '$' or '.'"
+            problem = storage_problem(item)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        return next(filter(None, map(storage_problem, value)), None)
+    elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+        return "integers must fit in 64 bits"
+    return None
+
+
+def _plain_keys(mapping: dict[str, Any]) -> dict[str, Any]:
+    problem = storage_problem(mapping)
+    if problem:
+        raise ValueError(problem)
+    return mapping
+
+
+# On a free-form map (an object whose keys the caller chooses): plain keys only, else 422.
+PlainKeys = AfterValidator(_plain_keys)
+
+
+def free_form_schema(values: dict[str, Any], *, max_entries: int) -> WithJsonSchema:
+    """The OpenAPI schema of a free-form map: exactly what PlainKeys and the size limit accept."""
+    schema = {"type": "object", "propertyNames": {"pattern": PLAIN_KEY_PATTERN}, "additionalProperties": values,
+              "maxProperties": max_entries}  # fmt: skip
+    return WithJsonSchema(schema)
+
+
+def _exact_nullability(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The JSON schema of a body says what the server accepts: a field that `not_null` guards may
+    be left out but not sent as null, so its schema drops the null branch (and the null default)."""
+    guarded: set[str] = set()
+    for decorator in model.__pydantic_decorators__.field_validators.values():
+        if getattr(decorator.func, "__func__", decorator.func) is _not_null:
+            guarded.update(decorator.info.fields)
+    properties = schema.get("properties", {})
+    for name in guarded:
+        prop = properties.get(name)
+        if prop is None:
+            continue
+        branches = [branch for branch in prop.pop("anyOf", []) if branch != {"type": "null"}]
+        if len(branches) == 1:
+            prop.update(branches[0])
+        elif branches:
+            prop["anyOf"] = branches
+        if prop.get("default", 0) is None:
+            del prop["default"]
+
+
 class Input(BaseModel):
     """Base for request bodies and queries: unknown fields are an error, not ignored."""
 
-    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000, json_schema_extra=_exact_nullability)
 
 
 def _not_null(value: object) -> object:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from hub.schemas.common import Input
 
@@ -20,6 +21,16 @@ class ConnectAuth(BaseModel):
     market_id: str | None = Field(default=None, max_length=64)
     # {stream: last seq seen}: what was missed is replayed before live events.
     since: dict[StreamName, Annotated[int, Field(ge=0)]] = Field(default_factory=dict, max_length=16)
+    # Set by the server once the token is verified (never from the client): when the connection ends.
+    _expires_at: datetime | None = PrivateAttr(default=None)
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return self._expires_at
+
+    @expires_at.setter
+    def expires_at(self, value: datetime | None) -> None:
+        self._expires_at = value
 
 
 class ReplayRequest(Input):
@@ -29,3 +40,9 @@ class ReplayRequest(Input):
 
 class TrackRequest(Input):
     order_id: str = Field(max_length=64)
+
+
+class RefreshRequest(Input):
+    """`auth:refresh`: a fresh token of the connection's own user."""
+
+    token: str = Field(min_length=1, max_length=4096)

@@ -6,20 +6,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, EmailStr, Field, StringConstraints, field_validator, model_validator
 
-from auth.passwords import MAX_PASSWORD_CHARS, password_problem
-from hub.schemas.common import Input, ShortText, not_null
-from store.models import Locale, User
+from auth.passwords import MAX_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, password_problem
+from hub.schemas.common import Input, Page, PlainKeys, SearchText, ShortText, free_form_schema, not_null
+from store.models import Locale, Role, User
 
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,25}$")]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PASSWORD_CHARS * 4)]
+# Signing in checks any password (a wrong one is 401); a new one must be of an acceptable length.
+Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PASSWORD_BYTES)]
+NewPassword = Annotated[str, StringConstraints(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS)]
+Preferences = Annotated[dict[str, Any], Field(max_length=50), PlainKeys, free_form_schema({}, max_entries=50)]
 
 
 class UserRegister(Input):
     email: EmailStr = Field(max_length=254)
     name: ShortText
-    password: Password
-    confirm_password: Password
+    password: NewPassword
+    confirm_password: NewPassword
     role: Literal["customer", "market_admin", "super_admin"] = "customer"
     locale: Locale = "en"
     phone: Phone | None = None
@@ -50,7 +53,7 @@ class UserUpdate(Input):
     locale: Locale | None = None
     phone: Phone | None = None
     address: Address | None = None
-    preferences: dict[str, Any] | None = Field(default=None, max_length=50)
+    preferences: Preferences | None = None
 
     _not_null = not_null("name", "locale", "preferences")
 
@@ -59,30 +62,22 @@ class UserUpdate(Input):
     def _small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and len(repr(value)) > 4096:
             raise ValueError("preferences must be at most 4 KiB")
-        problem = _storage_problem(value)
-        if problem:
-            raise ValueError(f"preferences {problem}")
         return value
 
 
-_INT64 = 2**63
+class UserQuery(Page):
+    role: Role | None = None
+    search: SearchText | None = None
+    is_active: bool | None = None
 
 
-def _storage_problem(value: Any) -> str | None:
-    """What a free-form JSON value holds that a MongoDB document cannot (found by fuzzing: a NUL
-    in a name, or a 9-byte integer, made the write fail with 500)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key or key.startswith("$") or "." in key:
-                return "names may not contain NUL or '.', nor start with '$'"
-            problem = _storage_problem(item)
-            if problem:
-                return problem
-    elif isinstance(value, list):
-        return next(filter(None, map(_storage_problem, value)), None)
-    elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
-        return "integers must fit in 64 bits"
-    return None
+class UserAdminUpdate(Input):
+    """What a super_admin may change of another account (a super_admin account: nothing, 403)."""
+
+    is_active: bool | None = None
+    role: Literal["customer", "market_admin"] | None = None
+
+    _not_null = not_null("is_active", "role")
 
 
 class LoginReply(BaseModel):
