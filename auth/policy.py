@@ -42,6 +42,11 @@ def may_watch_dashboard(user: User, market: Market) -> bool:
     return is_super_admin(user) or (owns_market(user, market) and market.is_active)
 
 
+def dashboard_defaults_to_own_market(user: User) -> bool:
+    """A market_admin's dashboard without `auth.market_id` watches their own market (a super_admin names one)."""
+    return user.role is Role.MARKET_ADMIN
+
+
 def may_administer_users(user: User) -> bool:
     return is_super_admin(user)
 

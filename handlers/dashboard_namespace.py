@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from auth.policy import may_watch_dashboard
+from auth.policy import dashboard_defaults_to_own_market, may_watch_dashboard
 from handlers.keys import catalog_key
 from handlers.socket_namespace import FORBIDDEN, SERVICE_ERRORS, UNAVAILABLE, LiveNamespace, error_reply, refuse
 from hub.errors import Forbidden, NotFound
 from hub.realtime.streams import DASHBOARD, STATS, market_stream
 from store.codec import parse_id
-from store.models import Role
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ class DashboardNamespace(LiveNamespace):
         user = await self.authenticate(body)
         catalog = self.app[catalog_key]
         try:
-            if body.market_id is None and user.role is Role.MARKET_ADMIN:
+            if body.market_id is None and dashboard_defaults_to_own_market(user):
                 market = await catalog.own_market(user)  # DESIGN.md: optional for their own market
             else:
                 market_id = parse_id(body.market_id)

@@ -97,7 +97,9 @@ class Catalog:
         market = await self.managed_market(user, market_id)
         changes = body.model_dump(exclude_unset=True, mode="json")
         if "is_active" in changes and not is_super_admin(user):
-            raise Forbidden("Only a super_admin may set is_active (the owner deletes the market)")
+            # A field this caller may not set, like any other unknown field (the owner DELETEs instead).
+            detail = {"loc": ["is_active"], "msg": "only a super_admin may set is_active", "type": "extra_forbidden"}
+            raise ValidationFailed(details=[detail])
         if changes.get("currency", market.currency) != market.currency and await self._has_orders(market):
             # Its totals would add amounts of two currencies.
             raise Conflict("The market has orders: its currency can no longer change", code="CURRENCY_LOCKED")
