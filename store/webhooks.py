@@ -244,12 +244,6 @@ class WebhookDeliveries:
         )  # fmt: skip
         return True
 
-    async def next_due_ms(self) -> int | None:
-        document = await self.collection.find_one(
-            {"status": "pending"}, {"next_attempt_ms": 1}, sort=[("next_attempt_ms", ASCENDING)]
-        )
-        return int(document["next_attempt_ms"]) if document else None
-
     async def delete_of_endpoint(self, endpoint_id: str) -> None:
         await self.collection.delete_many({"endpoint_id": endpoint_id})
 

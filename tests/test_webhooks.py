@@ -13,14 +13,24 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from handlers.keys import order_follow_up_key, order_sweeper_key, store_key
 from hub.app import create_app
+from hub.metrics import HubMetrics
 from hub.settings import Settings
-from store.codec import now
+from hub.webhooks.schedule import RetrySchedule
+from hub.webhooks.sender import WebhookSender
+from hub.webhooks.signing import new_secret
+from store.client import connect
+from store.codec import epoch_ms, new_id, now
+from store.database import Store
+from store.embedded import free_port
+from store.webhooks import WebhookDelivery, delivery_id
 from tests.conftest import Account, read_metric, sign_up
 from tests.socket_clients import LiveClient, Shop, dashboard_auth, open_shop
+from tests.test_notices import Inbox
 from tests.webhook_receiver import HANG, Received, receiving
 
 # A day of retries in 86 s; every retry delay a few milliseconds.
@@ -121,7 +131,18 @@ async def test_a_receiver_that_never_answers_is_retried_then_failed_and_turned_o
 ) -> None:
     # The 10 s answer window is not scaled: a horizon of 15 s leaves room for exactly two attempts.
     scale = 15 / 86400
-    client = await aiohttp_client(create_app(make_settings(webhook_allow_insecure=True, webhook_retry_scale=scale)))
+    mailbox = Inbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    settings = make_settings(webhook_allow_insecure=True, webhook_retry_scale=scale,
+                             email_service_url=f"smtp://127.0.0.1:{smtp.port}")  # fmt: skip
+    try:
+        await _never_answers(await aiohttp_client(create_app(settings)), mailbox)
+    finally:
+        smtp.stop()
+
+
+async def _never_answers(client: TestClient, mailbox: Inbox) -> None:
     shop = await open_shop(client)
     async with receiving(lambda _: HANG) as receiver:
         hook = await register(client, shop.admin, shop.market_id, receiver.url)
@@ -134,9 +155,16 @@ async def test_a_receiver_that_never_answers_is_retried_then_failed_and_turned_o
         assert log[0]["attempts"] == 2
         assert "no answer within 10 s" in log[0]["last_error"]
         assert log[0]["next_attempt_at"] is None
-        # Every delivery of the endpoint failed for the whole horizon: it is turned off.
-        response = await client.get(f"/api/v1/webhooks/{hook['id']}", headers=shop.admin.headers)
+        # Every delivery of the endpoint failed for the whole horizon: it is turned off, the market told.
+        subject = f"A webhook endpoint of {shop.market['name']} was turned off"
+        for _ in range(100):
+            response = await client.get(f"/api/v1/webhooks/{hook['id']}", headers=shop.admin.headers)
+            if not (await response.json())["is_active"] and any(m["Subject"] == subject for m in mailbox.messages):
+                break
+            await asyncio.sleep(0.05)
         assert (await response.json())["is_active"] is False
+        (notice,) = [message for message in mailbox.to(shop.market["contact_email"]) if message["Subject"] == subject]
+        assert receiver.url in notice.get_content()
 
 
 async def test_two_instances_never_send_the_same_delivery_at_once(
@@ -313,3 +341,37 @@ async def test_ssrf_registration_refuses_http_and_non_public_addresses(
                                      json={"url": url, "events": ["order.created"]})  # fmt: skip
         assert response.status == 422, (url, await response.text())
         assert (await response.json())["error"]["details"][0]["loc"] == ["body", "url"]
+
+
+async def test_two_senders_racing_for_the_same_due_deliveries_take_each_once(mongo_url: str, db_name: str) -> None:
+    """The lease itself: two senders (as on two instances) look for due work at the same instant; every
+    delivery is taken, and sent, by exactly one of them."""
+    mongo = connect(mongo_url, timeout_seconds=5)
+    store = Store(mongo[db_name])
+    try:
+        async with receiving(delay=0.2) as receiver:
+            endpoint = await store.webhook_endpoints.insert(
+                new_id(), url=receiver.url, events=["order.created"], description="", secret=new_secret()
+            )
+            stamp = epoch_ms(now())
+            for index in range(8):
+                await store.webhook_deliveries.create(WebhookDelivery(
+                    id=delivery_id(endpoint.id, f"event-{index}"), endpoint_id=endpoint.id,
+                    market_id=endpoint.market_id, event="order.created", order_id=new_id(),
+                    stream=f"market:{endpoint.market_id}", seq=index + 1,
+                    status="pending", next_attempt_ms=stamp, give_up_ms=stamp + 60_000, event_ms=stamp,
+                    created_ms=stamp, body="{}",
+                ))  # fmt: skip
+            senders = [WebhookSender(store.webhook_endpoints, store.webhook_deliveries, RetrySchedule(0.001),
+                                     HubMetrics(), allow_insecure=True) for _ in range(2)]  # fmt: skip
+            taken = await asyncio.gather(*(sender.take_due() for sender in senders))
+            received = await receiver.count(8)
+            for sender in senders:
+                await sender.close()
+        assert sum(taken) == 8, taken
+        assert sorted(item.webhook_id for item in received) == sorted(
+            delivery_id(endpoint.id, f"event-{index}") for index in range(8)
+        )
+    finally:
+        await mongo.drop_database(db_name)
+        mongo.close()

@@ -80,6 +80,10 @@ class Webhooks:
         endpoint = await self.endpoints.insert(
             market, url=url, events=list(body.events), description=body.description or "", secret=secret
         )
+        if await self.endpoints.count(market) > MAX_ENDPOINTS:
+            # Registered at the same moment as another one past the limit: undo (no transactions).
+            await self.endpoints.delete(endpoint.id)
+            raise Conflict(f"A market has at most {MAX_ENDPOINTS} webhook endpoints", code="WEBHOOK_LIMIT")
         return endpoint, secret
 
     async def list_endpoints(self, user: User, market_id: str) -> list[WebhookEndpoint]:

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 ANSWER_WINDOW_SECONDS = 10.0
 LEASE_SECONDS = 15.0
+# An attempt starts only while its lease has the answer window plus this left.
+LEASE_MARGIN_SECONDS = 1.0
 CONCURRENCY = 16
 CLOSE_SECONDS = 3.0
 USER_AGENT = "MarketHub-Webhooks/1.0"
@@ -120,7 +122,13 @@ class WebhookSender:
             token = secrets.token_hex(12)
             if not await self.deliveries.lease(delivery, until_ms=at_ms + self.lease_ms, token=token):
                 continue  # another instance took it
-            leased = delivery.model_copy(update={"attempts": delivery.attempts + 1, "lease_token": token})
+            leased = delivery.model_copy(
+                update={
+                    "attempts": delivery.attempts + 1,
+                    "lease_token": token,
+                    "lease_until_ms": at_ms + self.lease_ms,
+                }
+            )
             task = asyncio.create_task(self.attempt(leased))
             self._sends.add(task)
             task.add_done_callback(self._sent)
@@ -147,6 +155,11 @@ class WebhookSender:
             endpoint = await self.endpoints.get(delivery.endpoint_id)
             if endpoint is None or not endpoint.is_active:
                 await self._give_up(delivery, None, "the endpoint is deleted or inactive")
+                return
+            if epoch_ms(now()) + (self.answer_window_seconds + LEASE_MARGIN_SECONDS) * 1000 > delivery.lease_until_ms:
+                # The database was slow: an attempt started now could outlive the lease, and another
+                # instance could send the delivery at the same time. Hand it back untried.
+                await self.deliveries.finish(delivery.id, delivery.lease_token, {"attempts": delivery.attempts - 1})
                 return
             status, error = await self._post(endpoint, delivery)
             self.metrics.webhook_attempts.inc()
