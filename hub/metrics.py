@@ -97,6 +97,12 @@ class HubMetrics:
             registry=r,
         )  # fmt: skip
         self.email_failures = CountedElsewhere("hub_email_failures", "Emails that could not be sent", r)
+        self.redis_shared_messages = CountedElsewhere(
+            "hub_redis_shared_channel_messages", "Messages this instance received on the shared Redis channel", r
+        )
+        self.redis_room_messages = CountedElsewhere(
+            "hub_redis_room_channel_messages", "Messages this instance received on per-room (sharded) Redis channels", r
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.http_requests.labels(method=method, route=route, status=str(status)).inc()

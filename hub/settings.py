@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # The Socket.IO pub/sub channel in Redis: instances (and outside publishers) on one channel share events.
     redis_channel: str = Field(default="market-hub", pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
+    # An emit to one room goes on that room's own sharded channel (Redis >= 7), which only the instances
+    # with members of the room subscribe to. False: every event on the one shared channel.
+    redis_room_channels: bool = True
     secret_key: SecretStr | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_expire_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -69,6 +68,8 @@ async def open_realtime(
         manager.publish_failure_observers.append(
             lambda: metrics.events_publish_failed.labels(event="redis_publish").inc()
         )
+        metrics.redis_shared_messages.count_from(lambda: manager.shared_received)
+        metrics.redis_room_messages.count_from(lambda: manager.room_received)
     stats = StatsPusher(server, stats_source, interval=settings.stats_interval_seconds)
     if not server.manager_initialized:
         # Start listening to Redis now, not at the first connection: stats need the events.
@@ -80,12 +81,5 @@ async def open_realtime(
     finally:
         await background.close()
         await stats.close()
-        listener = getattr(manager, "thread", None)
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await listener
-        redis = getattr(manager, "redis", None)
-        if redis is not None:
-            with contextlib.suppress(Exception):
-                await redis.aclose()
+        if isinstance(manager, HubRedisManager):
+            await manager.aclose()

@@ -62,8 +62,8 @@ class ExternalPublisher:
         await self.publisher.order_changed(order, previous_status)
 
     async def close(self) -> None:
-        if self.manager is not None and self.manager.redis is not None:
-            await self.manager.redis.aclose()
+        if self.manager is not None:
+            await self.manager.aclose()
         self.client.close()
 
     async def __aenter__(self) -> ExternalPublisher:

@@ -163,6 +163,24 @@ INTERNALS: tuple[Internal, ...] = (
     ),
     Internal("socketio.base_manager.BaseManager", "is_connected", ("sid", "namespace"), "HubServer's connected hook"),
     Internal(
+        "socketio.base_manager.BaseManager",
+        "basic_enter_room",
+        ("sid", "namespace", "room", "eio_sid"),
+        "HubRedisManager overrides it: a room's first local member subscribes its channel",
+    ),
+    Internal(
+        "socketio.base_manager.BaseManager",
+        "basic_leave_room",
+        ("sid", "namespace", "room"),
+        "HubRedisManager overrides it: the room's key leaves `rooms` with its last member, and its channel is dropped",
+    ),
+    Internal(
+        "socketio.async_pubsub_manager.AsyncPubSubManager",
+        "enter_room",
+        ("sid", "namespace", "room", "eio_sid"),
+        "HubRedisManager overrides it to wait for the room channel's subscription",
+    ),
+    Internal(
         "socketio.async_pubsub_manager.AsyncPubSubManager",
         "emit",
         ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),

@@ -6,6 +6,9 @@ Every python-socketio private name used here is listed in hub/realtime/internals
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -14,9 +17,16 @@ import socketio
 from hub.realtime.codec import orjson_json
 from hub.realtime.delivery import Delivery
 from hub.realtime.revocation import REVOKE
+from hub.realtime.room_channels import RoomChannels
 from hub.settings import Settings
 
+log = logging.getLogger(__name__)
+
 REDIS_CONNECT_TIMEOUT_SECONDS = 2
+# How long a client joining a room waits for this instance's subscription to its channel (not at all
+# while Redis is known to be down); past it the client goes on: a publish it then misses shows as a gap
+# in `seq`, which its replay fills.
+SUBSCRIBE_WAIT_SECONDS = 5
 
 
 class LocalFanout(socketio.AsyncManager):
@@ -66,25 +76,129 @@ def _string_field(message: bytes, key: bytes, following: bytes) -> str | None:
 
 
 class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
-    """Redis fan-out between instances; counts the publishes python-socketio gives up on.
+    """Redis fan-out between instances.
 
-    Every instance receives every instance's events. An emit for a room with no client here (a
-    market nobody watches on this instance, a customer connected elsewhere) is dropped before it
-    is decoded, and so is this instance's own emit coming back (delivered locally already)."""
+    An emit to one named room goes on that room's own sharded channel (hub/realtime/room_channels.py),
+    which an instance subscribes to while the room has members connected to it. Everything else (an
+    emit to a whole namespace or to several rooms, disconnects, room changes of remote clients,
+    callbacks) goes on the one shared channel, as python-socketio does, and every instance hears it;
+    there an emit for a room with no client here is dropped before it is decoded, and so is this
+    instance's own emit coming back (delivered locally already). Publishes python-socketio gives up
+    on (Redis down) are counted: the history heals them (clients replay on the gap)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, url: str, *, channel: str, write_only: bool = False, room_channels: bool = True,
+        redis_options: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        options = redis_options or {}
+        super().__init__(url, channel=channel, write_only=write_only, json=orjson_json, redis_options=dict(options))
         self.publish_failures = 0
         self.publish_failure_observers: list[Callable[[], None]] = []
         self.skipped_messages = 0
+        self.shared_received = 0
         self._own_tail = f'"host_id":"{self.host_id}"}}'.encode()
+        self.room_channels = (
+            RoomChannels(url, redis_options=dict(options), on_message=self._room_message) if room_channels else None
+        )
+        self._inbox: asyncio.Queue[Any] = asyncio.Queue()
+
+    def room_channel(self, namespace: str, room: str) -> str:
+        return f"{self.channel}#{namespace}#{room}#"
+
+    # Rooms: subscribe with the first local member, unsubscribe with the last
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        new = self._is_named(sid, room) and room not in self.rooms.get(namespace, {})
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if new and self.room_channels is not None:
+            self.room_channels.want(self.room_channel(namespace, room))
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        if self.room_channels is not None and self._is_named(sid, room) and room not in self.rooms.get(namespace, {}):
+            self.room_channels.drop(self.room_channel(namespace, room))
+
+    async def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        """Returns once this instance receives the room's live events (or after a bounded wait if
+        Redis does not confirm): a client that then reads its history misses nothing in between."""
+        await super().enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if self.room_channels is not None and self._is_named(sid, room) and self.rooms.get(namespace, {}).get(room):
+            await self.room_channels.ready(self.room_channel(namespace, room), SUBSCRIBE_WAIT_SECONDS)
+
+    @staticmethod
+    def _is_named(sid: str, room: Any) -> bool:
+        """A room of its own channel: not the whole namespace (None), not a client's own sid room."""
+        return isinstance(room, str) and room != sid
+
+    # Publishing
+
+    def _room_channel_of(self, data: Any) -> str | None:
+        if self.room_channels is None or not isinstance(data, dict) or data.get("method") != "emit":
+            return None
+        namespace, room = data.get("namespace") or "/", data.get("room")
+        if data.get("callback") is not None or not isinstance(room, str) or self.is_sid_room(namespace, room):
+            return None
+        return self.room_channel(namespace, room)
+
+    async def _publish(self, data: Any) -> Any:
+        channel = self._room_channel_of(data)
+        if channel is None:
+            result = await super()._publish(data)
+        else:
+            result = await self._publish_to_room(channel, data)
+        if result is None:
+            # Given up (logged): the event reached no other instance. The stream history is what
+            # heals this (clients replay on the gap).
+            self.publish_failures += 1
+            for observer in self.publish_failure_observers:
+                observer()
+        return result
+
+    async def _publish_to_room(self, channel: str, data: Any) -> int | None:
+        assert self.room_channels is not None
+        message = self.json.dumps(data)
+        for attempt in range(2):
+            try:
+                return await self.room_channels.publish(channel, message)
+            except Exception as exc:  # noqa: BLE001 - logged and counted, as python-socketio does
+                log.error(
+                    "cannot publish to redis room channel%s", "... retrying" if attempt == 0 else "... giving up",
+                    extra={"redis_exception": type(exc).__name__},
+                )  # fmt: skip
+        return None
+
+    # Receiving: the shared channel and the room channels feed one stream (python-socketio's listener)
 
     async def _listen(self) -> Any:
-        async for message in super()._listen():
-            if self.wanted(message):
-                yield message
-            else:
-                self.skipped_messages += 1
+        pump = asyncio.ensure_future(self._pump_shared_channel())
+        try:
+            while True:
+                message = await self._inbox.get()
+                if self.wanted(message):
+                    yield message
+                else:
+                    self.skipped_messages += 1
+        finally:
+            pump.cancel()
+
+    async def _pump_shared_channel(self) -> None:
+        while True:
+            try:
+                async for message in super()._listen():
+                    self.shared_received += 1
+                    self._inbox.put_nowait(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("redis shared channel listener failed; listening again")
+            await asyncio.sleep(1)
+
+    def _room_message(self, data: bytes) -> None:
+        self._inbox.put_nowait(data)
+
+    @property
+    def room_received(self) -> int:
+        return self.room_channels.received if self.room_channels is not None else 0
 
     def wanted(self, message: Any) -> bool:
         """Whether a pub/sub message may concern this instance, judged from its bytes. Relies on
@@ -101,15 +215,17 @@ class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
             return True
         return bool(self.rooms.get(namespace, {}).get(room))
 
-    async def _publish(self, data: Any) -> Any:
-        result = await super()._publish(data)
-        if result is None:
-            # AsyncRedisManager logged "giving up" and returned: the event reached no other
-            # instance. The stream history is what heals this (clients replay on the gap).
-            self.publish_failures += 1
-            for observer in self.publish_failure_observers:
-                observer()
-        return result
+    async def aclose(self) -> None:
+        thread = getattr(self, "thread", None)
+        if thread is not None:
+            thread.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await thread
+        if self.room_channels is not None:
+            await self.room_channels.close()
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
 
 
 def redis_manager(settings: Settings, *, write_only: bool = False) -> HubRedisManager:
@@ -118,6 +234,6 @@ def redis_manager(settings: Settings, *, write_only: bool = False) -> HubRedisMa
         settings.redis_url,
         channel=settings.redis_channel,
         write_only=write_only,
-        json=orjson_json,
+        room_channels=settings.redis_room_channels,
         redis_options={"socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS},
     )

@@ -1,10 +1,10 @@
 """Live market stats for dashboards: coalesced pushes, computed once per market per push.
 
-Every instance sees every order event of every market (its own, and the others' through Redis)
-on its way to the local clients, and marks that market changed if it has dashboards of it
-connected here. A market's push waits at most `interval` after the previous one (0.25 s: at
-most 4 a second) and starts at once otherwise, so a change is pushed well within 1 s. Each
-instance pushes to its own clients only (no Redis round trip, no duplicates).
+Every instance sees the order events of every market it has dashboards of (its own, and the
+others' through the market's Redis room channel) on their way to the local clients, and marks
+that market changed if it has dashboards of it connected here. A market's push waits at most
+`interval` after the previous one (0.25 s: at most 4 a second) and starts at once otherwise, so a
+change is pushed well within 1 s. Each instance pushes to its own clients only (no Redis round trip, no duplicates).
 """
 
 from __future__ import annotations
