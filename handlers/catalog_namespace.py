@@ -13,7 +13,15 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from handlers.keys import accounts_key, catalog_feed_key, catalog_key, request_limiter_key, settings_key, socketio_key
+from handlers.keys import (
+    accounts_key,
+    catalog_feed_key,
+    catalog_key,
+    metrics_key,
+    request_limiter_key,
+    settings_key,
+    socketio_key,
+)
 from handlers.socket_namespace import FORBIDDEN, SERVICE_ERRORS, UNAUTHORIZED, UNAVAILABLE, LiveNamespace, refuse
 from hub import ratelimit
 from hub.client_ip import client_ip
@@ -29,6 +37,7 @@ class CatalogNamespace(socketio.AsyncNamespace):
         self.app = app
         # sid -> the snapshot read on connect, sent right after the CONNECT packet (see `connected`).
         self._snapshots: dict[str, dict[str, Any]] = {}
+        self._accepted: set[str] = set()
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         body = LiveNamespace.parse_auth(auth)
@@ -56,6 +65,8 @@ class CatalogNamespace(socketio.AsyncNamespace):
         except SERVICE_ERRORS:
             server.release(sid)
             raise refuse(UNAVAILABLE) from None
+        self._accepted.add(sid)
+        self.app[metrics_key].socket_connections.labels(namespace=self.namespace).inc()
         return True
 
     async def connected(self, sid: str) -> None:
@@ -71,6 +82,9 @@ class CatalogNamespace(socketio.AsyncNamespace):
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self._snapshots.pop(sid, None)
         self.app[socketio_key].release(sid)
+        if sid in self._accepted:
+            self._accepted.discard(sid)
+            self.app[metrics_key].socket_connections.labels(namespace=self.namespace).dec()
 
     async def _count_against_ip(self, environ: dict[str, Any]) -> None:
         limiter = self.app.get(request_limiter_key)

@@ -15,6 +15,9 @@ from store.orders import Orders
 from store.products import Products
 from store.users import Users
 
+# A deactivated market's products pushed to its storefronts as unavailable (at most this many).
+MAX_PRODUCTS_PUSHED = 2000
+
 
 class ProductChanges(Protocol):
     """Told after a product write has succeeded (the storefronts' live stock, hub/realtime/catalog.py)."""
@@ -112,9 +115,16 @@ class Catalog:
             await self.products.follow_market(market.id, currency=updated.currency)
         if updated.is_active != market.is_active:
             await self.products.follow_market(market.id, active=updated.is_active)
+            await self._all_products_changed(market.id)
             if not updated.is_active:
                 await self.revoker.revoke_market(market.id, "market_deleted")
         return updated
+
+    async def _all_products_changed(self, market_id: str) -> None:
+        """The market closed or reopened: open storefronts see each of its products change availability."""
+        if self.changes is not None:
+            listed = await self.products.of_market(market_id, limit=MAX_PRODUCTS_PUSHED)
+            self.changes.products_changed(market_id, [product.id for product in listed])
 
     async def _has_orders(self, market: Market) -> bool:
         return market.total_orders > 0 or await self.orders.exists_for_market(market.id)
@@ -132,6 +142,7 @@ class Catalog:
         await self.markets.update(market.id, {"is_active": False})
         await self.products.follow_market(market.id, active=False)
         await self.revoker.revoke_market(market.id, "market_deleted")
+        await self._all_products_changed(market.id)
 
     # Products
 

@@ -90,6 +90,11 @@ async def test_snapshot_then_changes_from_orders_edits_and_removals(client: Test
     await again.wait(lambda: len(catalogs(again)) == 1)
     assert [item["product_id"] for item in catalogs(again)[0]["products"]] == [shop.product["id"]]
 
+    # The market closes: its open storefronts see every product become unavailable.
+    response = await client.delete(f"/api/v1/markets/{shop.market_id}", headers=shop.admin.headers)
+    assert response.status == 204
+    await again.wait(lambda: (latest(again, shop.product["id"]) or {}).get("is_available") is False)
+
     # The other market's storefront heard nothing of this market; a barrier proves it is up to date.
     await make_product(other.http, other.admin, other.market_id, name="Barrier")
     await bystander.wait(lambda: len(catalogs(bystander)) == 2)

@@ -222,6 +222,12 @@ async def test_dashboard_runs_the_market_orders_details_alerts_and_products_tab(
     await expect(meta).to_have_attribute("content", "900")
     await expect(row.get_by_test_id("countdown")).to_have_text(re.compile(r"^Auto-cancel in 1[45]:\d\d$"))
 
+    # The chart's count axis, one order in the busiest hour: 0 and 1, never 0, 1, 1.
+    await expect(dashboard.locator('[data-testid="chart"] [data-axis="orders"]')).to_have_text(["0", "1"])
+    await expect(dashboard.locator('[data-testid="chart"] [data-axis="revenue"]')).to_have_text(
+        [re.compile(r"^UAH\s?0$"), re.compile(r"^UAH\s?100$")]  # 90.00 of revenue: a round top of 100
+    )
+
     # Printing the ticket fills it with the order and hands it to the browser's print.
     await row.get_by_test_id("print-ticket").click()
     assert await dashboard.evaluate("window.__printed") == 1

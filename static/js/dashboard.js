@@ -45,7 +45,7 @@ const tabs = initTabs(document.querySelector(".dash-tabs"), {
   onSelect: (id) => {
     // The Products tab loads (and opens its live stock) the first time it is shown.
     if (id === "tab-products" && current && !current.products) {
-      current.products = new ProductsPanel({ market: current.market, token: getToken() });
+      current.products = new ProductsPanel({ market: current.market });
     }
   },
 });

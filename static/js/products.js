@@ -22,7 +22,7 @@ function fromCents(cents) {
 }
 
 export class ProductsPanel {
-  constructor({ market, token }) {
+  constructor({ market }) {
     this.market = market;
     this.products = new Map(); // id -> product
     this.rows = new Map(); // id -> <tr>
@@ -32,8 +32,7 @@ export class ProductsPanel {
     $("product-form").addEventListener("submit", (ev) => { ev.preventDefault(); this.create(); }, { signal });
     this.renderFormLabels();
     this.live = connectCatalog({
-      marketId: market.id,
-      token,
+      marketId: market.id, // public: no token needed
       onLevels: (levels) => this.applyLevels(levels),
     });
     this.load();

@@ -5,8 +5,7 @@
 
 import "./i18n-shop.js";
 import { api, apiList } from "./api.js";
-import { getToken } from "./session.js";
-import { t, onLocaleChange } from "./i18n.js";
+import { t, has, onLocaleChange } from "./i18n.js";
 import { money, count } from "./format.js";
 import { h, show, announce, setConnState, errorText } from "./ui.js";
 import { Cart, available } from "./cart.js";
@@ -139,8 +138,7 @@ async function openMarket(id) {
 
   show($("conn-wrap"), true);
   current.live = connectCatalog({
-    marketId: market.id,
-    token: getToken(),
+    marketId: market.id, // public: no token, so an expired sign-in never cuts the live stock
     onLevels: (levels, { full }) => applyLevels(levels, full),
     onState: (s) => setConnState(s),
     onRefused: (err) => { if (err && err.message === "forbidden") message(t("error.NOT_FOUND")); },
@@ -210,12 +208,17 @@ function renderCard(p) {
     p.description ? h("p", { class: "product-desc" }, p.description) : null,
     h("p", { class: "product-price" },
       h("strong", { dataset: { testid: "product-price" } }, money(p.price_cents, cur)), " ",
-      h("span", { class: "muted" }, t("shop.per", { unit: p.unit || "piece" }))),
+      h("span", { class: "muted" }, t("shop.per", { unit: unitName(p.unit) }))),
     h("p", { class: "stock", dataset: { testid: "product-stock" } }),
     h("button", { type: "button", class: "btn add", dataset: { testid: "add-to-cart" },
       "aria-label": t("shop.add.label", { name: p.name }), onclick: () => addToCart(p.id) }, t("shop.add")),
   ].filter(Boolean));
   renderStock(p);
+}
+
+function unitName(unit) {
+  const key = `unit.${unit || "piece"}`;
+  return has(key) ? t(key) : unit;
 }
 
 function stockText(p) {
