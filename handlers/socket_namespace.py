@@ -143,6 +143,8 @@ class LiveNamespace(socketio.AsyncNamespace):
                 last[stream] = event.seq
             if replay.events:
                 metrics.replays.labels(namespace=self.namespace).inc()
+        # A replayed event whose live emit is still on its way is not delivered twice.
+        server.delivery.floor(sid, last)
         # Held events in seq order (concurrent publishes may have emitted them out of it); unsequenced
         # ones (stats) after them. Anything the replay already sent is dropped.
         for event_name, data in sorted(held, key=_seq_order):

@@ -97,6 +97,12 @@ class HubMetrics:
             registry=r,
         )  # fmt: skip
         self.email_failures = CountedElsewhere("hub_email_failures", "Emails that could not be sent", r)
+        self.socket_handshakes_refused = CountedElsewhere(
+            "hub_socketio_handshakes_refused", "Socket.IO handshakes refused with `busy` (admission queue full)", r
+        )
+        self.socket_handshakes_waiting = Gauge(
+            "hub_socketio_handshakes_waiting", "Socket.IO handshakes waiting for admission", registry=r
+        )
         self.redis_shared_messages = CountedElsewhere(
             "hub_redis_shared_channel_messages", "Messages this instance received on the shared Redis channel", r
         )

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # Events one Socket.IO connection may send: a token bucket of this rate and burst; past it, disconnected.
     socket_events_per_second: float = Field(default=20, gt=0)
     socket_events_burst: int = Field(default=60, ge=1)
+    # Namespace handshakes (authentication, room joins, replay) run at most this many at once per instance;
+    # up to SOCKET_HANDSHAKE_QUEUE more wait their turn, any beyond are refused with "busy" (clients retry).
+    socket_handshake_concurrency: int = Field(default=16, ge=1)
+    socket_handshake_queue: int = Field(default=10_000, ge=0)
     # Multiplies every webhook retry delay and the 24 h retry horizon (tests run a day in seconds).
     webhook_retry_scale: float = Field(default=1.0, gt=0, le=1)
     # Development and tests only: webhooks to http:// and to loopback/private addresses (logged at start-up).

@@ -16,6 +16,7 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import async_pubsub_manager
 
 from hub.realtime import internals
+from hub.realtime.admission import HandshakeGate
 from hub.realtime.delivery import Delivery
 from hub.realtime.engineio_server import HubEngineServer, LeanSocket, PacketQueue, TrackedWebSocket
 from hub.realtime.redis_manager import HubManager, HubRedisManager, LocalFanout
@@ -118,7 +119,10 @@ async def test_the_pubsub_message_layout_the_redis_manager_reads() -> None:
 
 
 def test_the_hub_server_uses_the_hub_layers() -> None:
-    server = HubServer(max_queue_bytes=1 << 20, events_per_second=10, events_burst=10, client_manager=HubManager())
+    server = HubServer(
+        max_queue_bytes=1 << 20, events_per_second=10, events_burst=10, client_manager=HubManager(),
+        handshakes=HandshakeGate(limit=1, queue=1),
+    )  # fmt: skip
     assert isinstance(server.eio, HubEngineServer)
     assert server.eio._async["websocket"] is TrackedWebSocket
     assert isinstance(server.eio.create_queue(), PacketQueue)

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 DIRECT_WRITE_LIMIT = 64 * 1024
 # How long a cut connection's later packets are ignored (its close is on its way).
 CUT_MEMORY_SECONDS = 5
+# How long after a replay a late live emit of a replayed event is still recognised (see Delivery.floor).
+FLOOR_SECONDS = 60
 
 EmitObserver = Callable[[str, Any, str, Any], None]
 
@@ -51,6 +53,9 @@ class Delivery:
         self.max_queue_bytes = max_queue_bytes
         # sid -> deliveries held back while that client's missed events are replayed
         self.holds: dict[str, list[tuple[str, Any]]] = {}
+        # sid -> stream -> seq: live events at or below it were sent by that client's replay (or it had
+        # them already); dropped if their emit comes late (see floor())
+        self.floors: dict[str, dict[str, int]] = {}
         self.emit_observers: list[EmitObserver] = []
         self.slow_client_observers: list[Callable[[str], None]] = []
         self.cutting: set[str] = set()
@@ -68,10 +73,15 @@ class Delivery:
         if frame is None:
             return False
         skip = _as_set(skip_sid)
-        holds = self.holds
+        holds, floors = self.holds, self.floors
+        stream, seq = _stream_seq(data) if floors else (None, None)
         for sid, eio_sid in self.manager.get_participants(namespace, room):
             if sid in skip:
                 continue
+            if seq is not None:
+                floor = floors.get(sid)
+                if floor is not None and seq <= floor.get(stream, -1):  # type: ignore[arg-type]
+                    continue
             if holds:
                 held = holds.get(sid)
                 if held is not None:
@@ -92,7 +102,21 @@ class Delivery:
         self.holds[sid] = []
 
     def release(self, sid: str) -> list[tuple[str, Any]]:
+        self.floors.pop(sid, None)
         return self.holds.pop(sid, [])
+
+    def floor(self, sid: str, last: dict[str, int]) -> None:
+        """After a replay: the client has every event of these streams up to these seqs. An event is
+        stored in the history before it is emitted, so a replay can hold one whose live emit has not
+        reached this instance yet (a busy publisher, Redis latency); when it comes, it is dropped for
+        this client instead of arriving twice. Kept for FLOOR_SECONDS, far longer than an emit lags."""
+        if last:
+            self.floors[sid] = dict(last)
+            asyncio.get_running_loop().call_later(FLOOR_SECONDS, self._drop_floor, sid, self.floors[sid])
+
+    def _drop_floor(self, sid: str, floor: dict[str, int]) -> None:
+        if self.floors.get(sid) is floor:
+            del self.floors[sid]
 
     def has_local_room(self, namespace: str, room: str) -> bool:
         return bool(self.manager.rooms.get(namespace, {}).get(room))
@@ -179,6 +203,14 @@ def write_direct(socket: Any, frame: eio_packet.Packet) -> bool:
         data = frame.hub_websocket_frame = websocket_text_frame(text.encode())
     transport.write(data)
     return True
+
+
+def _stream_seq(data: Any) -> tuple[str | None, int | None]:
+    if isinstance(data, dict):
+        stream, seq = data.get("stream"), data.get("seq")
+        if isinstance(stream, str) and isinstance(seq, int):
+            return stream, seq
+    return None, None
 
 
 def _as_set(skip_sid: Any) -> set[Any]:

@@ -63,6 +63,8 @@ async def open_realtime(
     publisher.failure_observers.append(lambda event: metrics.events_publish_failed.labels(event=event).inc())
     background.failure_observers.append(lambda event: metrics.events_publish_failed.labels(event=event).inc())
     server.slow_client_observers.append(lambda ns: metrics.slow_client_disconnects.labels(namespace=ns).inc())
+    metrics.socket_handshakes_refused.count_from(lambda: server.handshakes.refused)
+    metrics.socket_handshakes_waiting.set_function(lambda: server.handshakes.waiting)
     manager = server.manager
     if isinstance(manager, HubRedisManager):
         manager.publish_failure_observers.append(

@@ -121,6 +121,12 @@ INTERNALS: tuple[Internal, ...] = (
     ),
     Internal(
         "socketio.async_server.AsyncServer",
+        "_send_packet",
+        ("eio_sid", "pkt"),
+        "HubServer refuses a handshake the admission gate has no room for (CONNECT_ERROR busy)",
+    ),
+    Internal(
+        "socketio.async_server.AsyncServer",
         "_handle_eio_message",
         ("eio_sid", "data"),
         "HubServer refuses binary and malformed packets and rate-limits every packet",

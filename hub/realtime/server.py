@@ -20,6 +20,7 @@ import socketio
 from socketio import packet as sio_packet
 
 from hub.realtime import internals
+from hub.realtime.admission import BUSY, HandshakeGate
 from hub.realtime.codec import orjson_json
 from hub.realtime.delivery import Delivery
 from hub.realtime.engineio_server import HubEngineServer
@@ -60,8 +61,12 @@ class ConnectedHook(Protocol):
 
 
 class HubServer(socketio.AsyncServer):
-    def __init__(self, *, max_queue_bytes: int, events_per_second: float, events_burst: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *, max_queue_bytes: int, events_per_second: float, events_burst: int, handshakes: HandshakeGate,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(**kwargs)
+        self.handshakes = handshakes
         self.events_per_second = events_per_second
         self.events_burst = events_burst
         self._buckets: dict[str, TokenBucket] = {}
@@ -101,15 +106,22 @@ class HubServer(socketio.AsyncServer):
     # Connection
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
-        await super()._handle_connect(eio_sid, namespace, data)
-        namespace = namespace or "/"
-        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
-        handler = self.namespace_handlers.get(namespace)
-        if sid is None or handler is None or not hasattr(handler, "connected"):
-            return
-        if self.manager.is_connected(sid, namespace):
-            hook: ConnectedHook = handler
-            await hook.connected(sid)
+        """A namespace handshake, admitted by the gate (hub/realtime/admission.py); then the
+        namespace's `connected` hook (replay, first stats), still within the admission."""
+        async with self.handshakes.admit() as admitted:
+            if not admitted:
+                refusal = self.packet_class(sio_packet.CONNECT_ERROR, data={"message": BUSY}, namespace=namespace)
+                await self._send_packet(eio_sid, refusal)
+                return
+            await super()._handle_connect(eio_sid, namespace, data)
+            namespace = namespace or "/"
+            sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+            handler = self.namespace_handlers.get(namespace)
+            if sid is None or handler is None or not hasattr(handler, "connected"):
+                return
+            if self.manager.is_connected(sid, namespace):
+                hook: ConnectedHook = handler
+                await hook.connected(sid)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """Every Socket.IO packet a client sends passes here. The hub's clients send text only:
@@ -156,6 +168,7 @@ def build_server(settings: Settings) -> HubServer:
         max_queue_bytes=settings.socket_max_queue_bytes,
         events_per_second=settings.socket_events_per_second,
         events_burst=settings.socket_events_burst,
+        handshakes=HandshakeGate(limit=settings.socket_handshake_concurrency, queue=settings.socket_handshake_queue),
         async_mode="aiohttp",
         client_manager=manager,
         json=orjson_json,

@@ -41,6 +41,8 @@ export function connectCatalog({ marketId, token = null, onLevels, onState = () 
       onRefused(err);
       // refused for the rate limit: try again later, like a 429's Retry-After
       if (err && err.message === "rate_limited") setTimeout(() => socket.connect(), 30000);
+      // the instance is admitting a reconnect storm: try again soon, spread out
+      if (err && err.message === "busy") setTimeout(() => socket.connect(), 1000 + Math.random() * 2000);
     }
   });
   onState("reconnecting");

@@ -242,6 +242,12 @@ export function connectLive({
     if (socket.active) {
       // temporary failure, the manager retries by itself
       setState(navigator.onLine === false ? "offline" : "reconnecting", err && err.message);
+    } else if (err && err.message === "busy") {
+      // the instance admits a bounded number of handshakes (a reconnect storm): retry, spread out
+      setState("reconnecting", "busy");
+      const delay = Math.min(10000, 1000 * 2 ** kickAttempts++) * (0.5 + Math.random());
+      clearTimeout(serverKickTimer);
+      serverKickTimer = setTimeout(() => { if (!closed) { refreshAuth(); socket.connect(); } }, delay);
     } else {
       // refused by the server (unauthorized / forbidden): no retry
       setState("offline", err && err.message);
