@@ -56,6 +56,7 @@ from hub.drain import Drain
 from hub.metrics import HubMetrics
 from hub.notices import EmailNotices
 from hub.order_events import OrderListener
+from hub.orders.cleanup import MarkerCleanup
 from hub.orders.followup import OrderFollowUp
 from hub.orders.placing import OrderPlacing
 from hub.orders.reading import OrderReader
@@ -110,8 +111,9 @@ async def _orders(app: web.Application) -> AsyncIterator[None]:
         app[metrics_key].email_failures.count_from(lambda: notices.failures if notices else 0)
     # Listeners hear of every order write: the storefronts' live stock, and the email notices when configured.
     listeners: list[OrderListener] = [app[catalog_feed_key], *([notices] if notices else [])]
+    cleanup = MarkerCleanup(store)
     follow_up = OrderFollowUp(store, publisher=app[realtime_key].publisher, listeners=listeners,
-                              webhook_deliveries=_webhooks(app, notices))  # fmt: skip
+                              webhook_deliveries=_webhooks(app, notices), cleanup=cleanup)  # fmt: skip
     reader = OrderReader(store)
     status_changes = OrderStatusChanges(store, reader, follow_up, clock=clock)
     sweeper = OrderSweeper(
@@ -122,15 +124,17 @@ async def _orders(app: web.Application) -> AsyncIterator[None]:
         confirm_timeout=timedelta(minutes=settings.order_confirm_timeout_minutes),
     )
     app[order_follow_up_key] = follow_up
-    app[order_placing_key] = OrderPlacing(store, follow_up, clock=clock)
+    app[order_placing_key] = OrderPlacing(store, follow_up, cleanup, clock=clock)
     app[order_reader_key] = reader
     app[order_status_key] = status_changes
     app[order_sweeper_key] = sweeper
+    cleanup.start()
     task = asyncio.create_task(sweeper.run(settings.order_sweep_interval_seconds))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await cleanup.close()
     if notices is not None:
         await notices.close()
 

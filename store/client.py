@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, ServerSelectionTimeoutError
+from pymongo.monitoring import CommandListener
 
 # Errors that mean "the database did not answer", as opposed to a bad request.
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (ConnectionFailure, ExecutionTimeout, ServerSelectionTimeoutError)
 
 Database = AsyncIOMotorDatabase[dict[str, Any]]
+Collection = AsyncIOMotorCollection[dict[str, Any]]
 
 
-def connect(url: str, *, timeout_seconds: float) -> AsyncIOMotorClient[dict[str, Any]]:
-    """A client whose operations give up within `timeout_seconds` when the server is gone."""
+def connect(
+    url: str, *, timeout_seconds: float, event_listeners: Sequence[CommandListener] = ()
+) -> AsyncIOMotorClient[dict[str, Any]]:
+    """A client whose operations give up within `timeout_seconds` when the server is gone.
+    `event_listeners`: PyMongo command listeners (tests and bench count the commands sent)."""
     timeout_ms = int(timeout_seconds * 1000)
     return AsyncIOMotorClient(
         url,
@@ -25,6 +31,7 @@ def connect(url: str, *, timeout_seconds: float) -> AsyncIOMotorClient[dict[str,
         timeoutMS=timeout_ms,
         retryWrites=False,
         appname="market-hub",
+        event_listeners=list(event_listeners),
     )
 
 

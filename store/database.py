@@ -5,8 +5,9 @@ from __future__ import annotations
 from store.analytics import OrderFigures
 from store.client import Database, ping
 from store.markets import Markets
-from store.orders import IdempotencyKeys, OrderEffects, Orders, Reservations, StockHolds
+from store.orders import Orders
 from store.products import Products
+from store.stock import OrderEffects, StockHolds
 from store.users import Users
 from store.webhooks import WebhookDeliveries, WebhookEndpoints
 
@@ -20,15 +21,13 @@ class Store:
         self.orders = Orders(db)
         self.order_holds = StockHolds(db)
         self.order_effects = OrderEffects(db)
-        self.order_reservations = Reservations(db)
-        self.idempotency_keys = IdempotencyKeys(db)
         self.order_figures = OrderFigures(db)
         self.webhook_endpoints = WebhookEndpoints(db)
         self.webhook_deliveries = WebhookDeliveries(db)
 
     async def create_indexes(self) -> None:
-        collections = (self.users, self.markets, self.products, self.orders, self.order_reservations,
-                       self.idempotency_keys, self.webhook_endpoints, self.webhook_deliveries)  # fmt: skip
+        collections = (self.users, self.markets, self.products, self.orders, self.webhook_endpoints,
+                       self.webhook_deliveries)  # fmt: skip
         for collection in collections:
             await collection.create_indexes()
 

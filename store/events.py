@@ -12,18 +12,20 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import orjson
 from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from store.client import Database
 from store.codec import epoch_ms, now
 
 TRIM_EVERY = 100
+DUPLICATE_KEY = 11000
 # How often a writer tries the next number when others keep taking it first (other instances
 # writing the same stream at the same moment; one instance serializes its own writes per stream).
 RESERVE_ATTEMPTS = 32
@@ -36,6 +38,14 @@ OLD_TTL_KEY = [("created_at", ASCENDING)]
 
 class SeqContention(Exception):
     """Other writers took every number this writer tried (RESERVE_ATTEMPTS of them)."""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    stream: str
+    event: str
+    body: dict[str, Any]
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,15 +92,7 @@ class EventLog:
             last = await self.current_seq(stream)
         for attempt in range(RESERVE_ATTEMPTS):
             seq = last + 1
-            payload = {"stream": stream, "seq": seq, **body}
-            stamp = now()
-            # The payload is kept as JSON text: one opaque field reads back identically on every backend.
-            document = {
-                "_id": f"{stream}#{seq}", "stream": stream, "seq": seq, "event": event,
-                "payload": orjson.dumps(payload).decode(), "created_at": stamp, "created_ms": epoch_ms(stamp),
-            }  # fmt: skip
-            if key is not None:
-                document["key"] = key
+            document, payload = _document(NewEvent(stream, event, body, key), seq)
             try:
                 await self.history.insert_one(document)
             except DuplicateKeyError:
@@ -101,11 +103,41 @@ class EventLog:
                     await asyncio.sleep(random.uniform(0, 0.002 * attempt))
                 last = max(await self.current_seq(stream), seq)
                 continue
-            self._remember(stream, seq)
-            if seq % TRIM_EVERY == 0 and seq > self.max_events:
-                await self._trim(stream, seq)
-            return StoredEvent(stream=stream, seq=seq, event=event, payload=payload)
+            return await self._stored(stream, seq, event, payload)
         raise SeqContention(stream)
+
+    async def append_many(self, events: Sequence[NewEvent]) -> list[StoredEvent | None]:
+        """Several events of distinct streams (an order's event on its market's and its customer's
+        stream), each numbered and stored as `append` does, in ONE write when the numbers hinted
+        are free (the usual case: one instance writes a stream at a time); an event whose number
+        was taken meanwhile, or whose key is stored already, goes the way of `append`."""
+        numbered: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        for new in events:
+            last = self._hint(new.stream)
+            if last is None:
+                last = await self.current_seq(new.stream)
+            numbered.append((last + 1, *_document(new, last + 1)))
+        refused: set[int] = set()
+        try:
+            await self.history.insert_many([document for _, document, _ in numbered], ordered=False)
+        except BulkWriteError as error:
+            for write_error in error.details.get("writeErrors", []):
+                if write_error.get("code") != DUPLICATE_KEY:
+                    raise
+                refused.add(int(write_error["index"]))
+        stored: list[StoredEvent | None] = []
+        for index, (new, (seq, _, payload)) in enumerate(zip(events, numbered, strict=True)):
+            if index in refused:
+                stored.append(await self.append(new.stream, new.event, new.body, key=new.key))
+            else:
+                stored.append(await self._stored(new.stream, seq, new.event, payload))
+        return stored
+
+    async def _stored(self, stream: str, seq: int, event: str, payload: dict[str, Any]) -> StoredEvent:
+        self._remember(stream, seq)
+        if seq % TRIM_EVERY == 0 and seq > self.max_events:
+            await self._trim(stream, seq)
+        return StoredEvent(stream=stream, seq=seq, event=event, payload=payload)
 
     async def _trim(self, stream: str, seq: int) -> None:
         cutoff = epoch_ms(now() - self.max_age)
@@ -134,15 +166,29 @@ class EventLog:
     async def by_key(self, key: str) -> StoredEvent | None:
         """The stored event with this key, if any."""
         document = await self.history.find_one({"key": key})
-        return _stored(document) if document else None
+        return _from_history(document) if document else None
 
     async def after(self, stream: str, since: int, *, limit: int) -> list[StoredEvent]:
         """Stored events of a stream with seq > since, oldest first."""
         cursor = self.history.find({"stream": stream, "seq": {"$gt": since}}).sort("seq", ASCENDING).limit(limit)
-        return [_stored(document) async for document in cursor]
+        return [_from_history(document) async for document in cursor]
 
 
-def _stored(document: dict[str, Any]) -> StoredEvent:
+def _document(new: NewEvent, seq: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The history document of an event numbered `seq`, and its payload."""
+    payload = {"stream": new.stream, "seq": seq, **new.body}
+    stamp = now()
+    # The payload is kept as JSON text: one opaque field reads back identically on every backend.
+    document = {
+        "_id": f"{new.stream}#{seq}", "stream": new.stream, "seq": seq, "event": new.event,
+        "payload": orjson.dumps(payload).decode(), "created_at": stamp, "created_ms": epoch_ms(stamp),
+    }  # fmt: skip
+    if new.key is not None:
+        document["key"] = new.key
+    return document, payload
+
+
+def _from_history(document: dict[str, Any]) -> StoredEvent:
     return StoredEvent(
         stream=document["stream"], seq=int(document["seq"]), event=document["event"],
         payload=orjson.loads(document["payload"]),

@@ -174,6 +174,12 @@ class Order(Entity):
     # Stored with the order, never shown: what the API and the events carry is the order itself.
     outbox: list[PendingEvent] = Field(default_factory=list, exclude=True)
     effects: dict[str, PendingEffect] = Field(default_factory=dict, exclude=True)
+    # The Idempotency-Key that placed it ("{customer_id}:{key}") and its body's hash; and, until the
+    # stock holds on its products are released, when they were taken (store/orders.py). Every write
+    # of the order carries them.
+    idempotency: str | None = Field(default=None, exclude=True)
+    idempotency_hash: str | None = Field(default=None, exclude=True)
+    holds_ms: int | None = Field(default=None, exclude=True)
 
     def at_version(self, version: int) -> Order:
         """The order as it was when its `version` was written: every write adds one status change and

@@ -1,13 +1,16 @@
-"""Orders and what placing one needs: the orders collection, stock holds, reservations and
-idempotency records, and the follow-up writes (effects) of order changes.
+"""The orders collection: orders, the placements in flight that become them, their outboxes.
 
-Every write here is one single-document atomic step of the order path; why each is crash safe without
-transactions (reservations and holds, the outbox in the order document, effects applied once with markers, and
-what remains open): docs/architecture.md, "Crash safety of the order path".
+A placement in flight is a document here with `placing` set ("open", then "repairing" if the
+repair pass takes it over) and none of an order's fields: every read of orders excludes it, and
+committing replaces it with the order. `holds_ms` stays on the order until the stock holds on its
+products are released; `idempotency` ("{customer_id}:{key}", unique) is claimed by the placement
+and kept by the order for replays. Each write is one single-document atomic step; why that is
+crash safe without transactions: docs/architecture.md, "Crash safety of the order path".
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import DESCENDING, ReturnDocument
@@ -18,6 +21,16 @@ from store.codec import epoch_ms, from_document, now, parse_id, to_document
 from store.models import Order, OrderStatus
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# Every read of orders excludes placements in flight (see above).
+VISIBLE: dict[str, Any] = {"placing": {"$exists": False}}
+
+
+class IdempotencyKeyTaken(Exception):
+    """Another placement or order has this key; `existing` is its document (None: gone meanwhile)."""
+
+    def __init__(self, existing: dict[str, Any] | None) -> None:
+        super().__init__("idempotency key taken")
+        self.existing = existing
 
 
 class Orders:
@@ -35,6 +48,8 @@ class Orders:
         await self.collection.create_index([("status", 1), ("created_ms", 1)], name="status_created")
         await self.collection.create_index([("created_ms", DESCENDING)], name="recent")
         await self.collection.create_index("outbox_ms", sparse=True, name="outbox")
+        await self.collection.create_index("holds_ms", sparse=True, name="holds")
+        await self.collection.create_index("idempotency", unique=True, sparse=True, name="idempotency")
 
     @staticmethod
     def document(order: Order) -> dict[str, Any]:
@@ -49,6 +64,9 @@ class Orders:
             document["effects"] = {key: effect.model_dump() for key, effect in order.effects.items()}
         if order.outbox or order.effects:
             document["outbox_ms"] = epoch_ms(now())
+        for field in ("idempotency", "idempotency_hash", "holds_ms"):
+            if getattr(order, field) is not None:
+                document[field] = getattr(order, field)
         return document
 
     async def insert(self, order: Order) -> None:
@@ -58,7 +76,7 @@ class Orders:
         oid = parse_id(order_id)
         if oid is None:
             return None
-        document = await self.collection.find_one({"_id": oid})
+        document = await self.collection.find_one({"_id": oid, **VISIBLE})
         return from_document(Order, document) if document else None
 
     async def replace_if_unchanged(self, current: Order, new: Order) -> Order | None:
@@ -73,14 +91,19 @@ class Orders:
         )
         return from_document(Order, document) if document else None
 
-    async def clear_outbox(self, order_id: str, version: int, *, keep_claim: bool = False) -> bool:
-        """Drop the published events of the document at `version`. False when it has moved on (its
-        writer carried the events over and publishes them) or was cleared already. `keep_claim`:
-        effects are still pending, so the repair pass must still find the order (`outbox_ms`)."""
+    async def clear_outbox(
+        self, order_id: str, version: int, *, effects: Sequence[str] = (), keep_claim: bool = False
+    ) -> bool:
+        """Drop the published events of the document at `version`, and the `effects` (keys) the
+        caller applied, in one write. False when it has moved on (its writer carried the events over
+        and publishes them) or was cleared already. `keep_claim`: effects are still pending, so the
+        repair pass must still find the order (`outbox_ms`)."""
         unset = {"outbox": ""} if keep_claim else {"outbox": "", "outbox_ms": ""}
-        result = await self.collection.update_one(
-            {"_id": order_id, "version": version, "outbox_ms": {"$exists": True}}, {"$unset": unset}
-        )
+        query: dict[str, Any] = {"_id": order_id, "version": version, "outbox_ms": {"$exists": True}}
+        for key in effects:
+            query[f"effects.{key}"] = {"$exists": True}
+            unset[f"effects.{key}"] = ""
+        result = await self.collection.update_one(query, {"$unset": unset})
         return result.modified_count == 1
 
     async def clear_effect(self, order_id: str, key: str) -> bool:
@@ -111,7 +134,8 @@ class Orders:
     async def exists_for_market(self, market_id: str) -> bool:
         return await self.collection.find_one({"market_id": market_id}, {"_id": 1}) is not None
 
-    async def search(self, query: dict[str, Any], *, skip: int, limit: int) -> tuple[list[Order], int]:
+    async def search(self, scope: dict[str, Any], *, skip: int, limit: int) -> tuple[list[Order], int]:
+        query = {**scope, **VISIBLE}
         total = await self.collection.count_documents(query)
         cursor = self.collection.find(query).sort([("created_ms", -1), ("_id", -1)]).skip(skip).limit(limit)
         return [from_document(Order, document) async for document in cursor], total
@@ -124,151 +148,60 @@ class Orders:
         )
         return [from_document(Order, document) async for document in cursor]
 
+    # Placements in flight (see the module docstring)
 
-class StockHolds:
-    """Stock taken for one placement, recorded on the product in the same write (see above)."""
-
-    def __init__(self, db: Database) -> None:
-        self.products = db["products"]
-
-    async def take(self, product_id: str, order_id: str, quantity: int) -> bool:
-        result = await self.products.update_one(
-            {"_id": product_id, "stock": {"$gte": quantity}, f"holds.{order_id}": {"$exists": False}},
-            {
-                "$inc": {"stock": -quantity},
-                "$set": {f"holds.{order_id}": quantity},
-                "$currentDate": {"updated_at": True},
-            },
-        )
-        return result.modified_count == 1
-
-    async def give_back(self, product_id: str, order_id: str, quantity: int) -> bool:
-        """Return a held line; a no-op when this order holds nothing on the product."""
-        result = await self.products.update_one(
-            {"_id": product_id, f"holds.{order_id}": {"$exists": True}},
-            {"$inc": {"stock": quantity}, "$unset": {f"holds.{order_id}": ""}, "$currentDate": {"updated_at": True}},
-        )
-        return result.modified_count == 1
-
-    async def release(self, product_id: str, order_id: str) -> None:
-        """The order is written: the stock stays taken, the hold record goes."""
-        await self.products.update_one({"_id": product_id}, {"$unset": {f"holds.{order_id}": ""}})
-
-    async def available(self, product_ids: list[str]) -> dict[str, int]:
-        cursor = self.products.find({"_id": {"$in": product_ids}}, {"stock": 1})
-        return {str(document["_id"]): int(document.get("stock", 0)) async for document in cursor}
-
-
-class OrderEffects:
-    """The follow-up writes of order changes, each applied once (docs/architecture.md, "Follow-up effects")."""
-
-    def __init__(self, db: Database) -> None:
-        self.products = db["products"]
-        self.markets = db["markets"]
-
-    async def return_stock(self, product_id: str, order_id: str, quantity: int) -> bool:
-        """Put a cancelled order's line back; False when it was put back already."""
-        result = await self.products.update_one(
-            {"_id": product_id, f"returned.{order_id}": {"$exists": False}},
-            {
-                "$inc": {"stock": quantity},
-                "$set": {f"returned.{order_id}": quantity},
-                "$currentDate": {"updated_at": True},
-            },
-        )
-        return result.modified_count == 1
-
-    async def forget_returned(self, product_id: str, order_id: str) -> None:
-        await self.products.update_one({"_id": product_id}, {"$unset": {f"returned.{order_id}": ""}})
-
-    async def count(self, market_id: str, marker: str, *, orders: int, revenue_cents: int) -> bool:
-        """Add to the market's counters once per `marker`; False when it was added already."""
-        result = await self.markets.update_one(
-            {"_id": market_id, f"counted.{marker}": {"$exists": False}},
-            {"$inc": {"total_orders": orders, "total_revenue_cents": revenue_cents}, "$set": {f"counted.{marker}": 1}},
-        )
-        return result.modified_count == 1
-
-    async def forget_counted(self, market_id: str, marker: str) -> None:
-        await self.markets.update_one({"_id": market_id}, {"$unset": {f"counted.{marker}": ""}})
-
-
-class Reservations:
-    """One document per placement in flight; its states: docs/architecture.md, "Placing an order"."""
-
-    def __init__(self, db: Database) -> None:
-        self.collection = db["order_reservations"]
-
-    async def create_indexes(self) -> None:
-        await self.collection.create_index("created_ms", name="created")
-
-    async def open(self, order_id: str, lines: list[tuple[str, int]], idempotency_id: str | None) -> None:
-        stamp = now()
-        await self.collection.insert_one(
-            {
-                "_id": order_id,
-                "lines": [{"product_id": product_id, "quantity": quantity} for product_id, quantity in lines],
-                "idempotency_id": idempotency_id or "",
-                "state": "open",
-                "created_at": stamp,
-                "created_ms": epoch_ms(stamp),
-            }
-        )
-
-    async def claim(self, order_id: str, *, state: str, older_than_ms: int | None = None) -> bool:
-        """`open` → `state`, conditional: exactly one of the committer and a repair wins."""
-        query: dict[str, Any] = {"_id": order_id, "state": "open"}
-        if older_than_ms is not None:
-            query["created_ms"] = {"$lt": older_than_ms}
-        result = await self.collection.update_one(query, {"$set": {"state": state}})
-        return result.modified_count == 1
-
-    async def get(self, order_id: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": order_id})
-
-    async def stale(self, older_than_ms: int, *, limit: int) -> list[dict[str, Any]]:
-        cursor = self.collection.find({"created_ms": {"$lt": older_than_ms}}).sort("created_ms", 1).limit(limit)
-        return [document async for document in cursor]
-
-    async def delete(self, order_id: str) -> None:
-        await self.collection.delete_one({"_id": order_id})
-
-
-class IdempotencyKeyTaken(Exception):
-    def __init__(self, record: dict[str, Any] | None) -> None:
-        super().__init__("idempotency key taken")
-        self.record = record
-
-
-class IdempotencyKeys:
-    """`_id` = "{customer_id}:{key}": unique per customer on every backend, via `_id` itself."""
-
-    def __init__(self, db: Database) -> None:
-        self.collection = db["order_idempotency_keys"]
-
-    async def create_indexes(self) -> None:
-        # Keys are remembered for a day; the domain also checks the age, since real MongoDB's
-        # TTL monitor runs only once a minute.
-        await self.collection.create_index("created_at", expireAfterSeconds=IDEMPOTENCY_TTL_SECONDS, name="ttl")
-
-    async def claim(self, record_id: str, body_hash: str, order_id: str) -> None:
-        """Insert the record; IdempotencyKeyTaken (with the existing record) when it exists."""
-        stamp = now()
-        document = {
-            "_id": record_id,
-            "body_hash": body_hash,
-            "order_id": order_id,
-            "created_at": stamp,
-            "created_ms": epoch_ms(stamp),
+    async def open_placement(
+        self, order_id: str, lines: Sequence[tuple[str, int]], *, at_ms: int, idempotency: tuple[str, str] | None
+    ) -> None:
+        """Record a placement before any stock is taken. `idempotency`: (key, body hash); when
+        another placement or order has the key, IdempotencyKeyTaken with its document."""
+        document: dict[str, Any] = {
+            "_id": order_id,
+            "placing": "open",
+            "holds_ms": at_ms,
+            "lines": [{"product_id": product_id, "quantity": quantity} for product_id, quantity in lines],
         }
+        if idempotency is not None:
+            document["idempotency"], document["idempotency_hash"] = idempotency
         try:
             await self.collection.insert_one(document)
         except DuplicateKeyError:
-            raise IdempotencyKeyTaken(await self.get(record_id)) from None
+            if idempotency is None:
+                raise
+            raise IdempotencyKeyTaken(await self.collection.find_one({"idempotency": idempotency[0]})) from None
 
-    async def get(self, record_id: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": record_id})
+    async def commit_placement(self, order: Order) -> bool:
+        """The placement becomes the order, if it is still "open" (else the repair pass took it)."""
+        result = await self.collection.replace_one({"_id": order.id, "placing": "open"}, self.document(order))
+        return result.matched_count == 1
 
-    async def forget(self, record_id: str, order_id: str) -> None:
-        """Drop the record of a placement that did not produce its order (so the key can be retried)."""
-        await self.collection.delete_one({"_id": record_id, "order_id": order_id})
+    async def drop_placement(self, order_id: str) -> None:
+        """Delete a placement that will not be an order (never an order: conditional on `placing`)."""
+        await self.collection.delete_one({"_id": order_id, "placing": {"$exists": True}})
+
+    async def claim_placement(self, order_id: str, *, older_than_ms: int) -> bool:
+        """Take over an "open" placement ("repairing"), conditional: exactly one of the committer and
+        a repair wins."""
+        result = await self.collection.update_one(
+            {"_id": order_id, "placing": "open", "holds_ms": {"$lt": older_than_ms}}, {"$set": {"placing": "repairing"}}
+        )
+        return result.modified_count == 1
+
+    async def with_holds(self, older_than_ms: int, *, limit: int) -> list[dict[str, Any]]:
+        """Placements, and orders whose holds are not released yet, from before the bound, oldest first."""
+        cursor = self.collection.find({"holds_ms": {"$lt": older_than_ms}}).sort("holds_ms", 1).limit(limit)
+        return [document async for document in cursor]
+
+    async def holds_released(self, order_ids: Sequence[str]) -> None:
+        if order_ids:
+            await self.collection.update_many(
+                {"_id": {"$in": list(order_ids)}, **VISIBLE}, {"$unset": {"holds_ms": ""}}
+            )
+
+    async def free_idempotency_key(self, order_id: str, key: str, *, created_before_ms: int) -> bool:
+        """Let an order's key be used again once it is older than the replay window."""
+        result = await self.collection.update_one(
+            {"_id": order_id, "idempotency": key, "created_ms": {"$lt": created_before_ms}},
+            {"$unset": {"idempotency": "", "idempotency_hash": ""}},
+        )
+        return result.modified_count == 1

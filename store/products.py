@@ -13,7 +13,7 @@ from store.text import contains_text
 
 # `$nin`, not `$ne`: in update filters nx-27017 never matches `$ne` on a missing field
 # (docs/store-backends.md); `$nin` means the same on every backend.
-_NOT_DELETED = {"$nin": [True]}
+NOT_DELETED = {"$nin": [True]}
 
 
 class Products:
@@ -41,12 +41,12 @@ class Products:
         oid = parse_id(product_id)
         if oid is None:
             return None
-        document = await self.collection.find_one({"_id": oid, "deleted": _NOT_DELETED})
+        document = await self.collection.find_one({"_id": oid, "deleted": NOT_DELETED})
         return from_document(Product, document) if document else None
 
     async def get_many(self, product_ids: list[str]) -> dict[str, Product]:
         oids = [oid for oid in map(parse_id, product_ids) if oid is not None]
-        cursor = self.collection.find({"_id": {"$in": oids}, "deleted": _NOT_DELETED})
+        cursor = self.collection.find({"_id": {"$in": oids}, "deleted": NOT_DELETED})
         return {str(document["_id"]): from_document(Product, document) async for document in cursor}
 
     async def of_market(self, market_id: str, *, limit: int) -> list[Product]:
@@ -54,7 +54,7 @@ class Products:
         oid = parse_id(market_id)
         if oid is None:
             return []
-        cursor = self.collection.find({"market_id": oid, "deleted": _NOT_DELETED}).sort([("created_at", 1), ("_id", 1)])
+        cursor = self.collection.find({"market_id": oid, "deleted": NOT_DELETED}).sort([("created_at", 1), ("_id", 1)])
         return [from_document(Product, document) async for document in cursor.limit(limit)]
 
     async def update(self, product_id: str, changes: dict[str, Any]) -> Product | None:
@@ -62,7 +62,7 @@ class Products:
         if oid is None:
             return None
         document = await self.collection.find_one_and_update(
-            {"_id": oid, "deleted": _NOT_DELETED},
+            {"_id": oid, "deleted": NOT_DELETED},
             {"$set": changes, "$currentDate": {"updated_at": True}},
             return_document=ReturnDocument.AFTER,
         )
@@ -74,7 +74,7 @@ class Products:
         if oid is None:
             return False
         result = await self.collection.update_one(
-            {"_id": oid, "deleted": _NOT_DELETED},
+            {"_id": oid, "deleted": NOT_DELETED},
             {"$set": {"deleted": True, "is_available": False}, "$currentDate": {"updated_at": True}},
         )
         return result.modified_count == 1
@@ -100,7 +100,7 @@ class Products:
         skip: int,
         limit: int,
     ) -> tuple[list[Product], int]:
-        query: dict[str, Any] = {"deleted": _NOT_DELETED, "market_active": {"$nin": [False]}}
+        query: dict[str, Any] = {"deleted": NOT_DELETED, "market_active": {"$nin": [False]}}
         if market_id is not None:
             oid = parse_id(market_id)
             if oid is None:

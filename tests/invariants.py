@@ -693,7 +693,7 @@ class Workload:
             clock, follow_up = SystemClock(), OrderFollowUp(store, publisher=None)
             status_changes = OrderStatusChanges(store, OrderReader(store), follow_up, clock=clock)
             sweeper = OrderSweeper(store, status_changes, follow_up, clock=clock, confirm_timeout=timedelta(minutes=15))
-            repaired = await sweeper.repair_reservations(older_than=timedelta(0))
+            repaired = await sweeper.repair_placements(older_than=timedelta(0))
             self.report.counts["placements_repaired"] = repaired
             await Checker(self, store).run()
         finally:

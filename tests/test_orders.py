@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from handlers.keys import order_sweeper_key, store_key
 from store.orders import Orders as OrderDocuments
-from store.orders import StockHolds
+from store.stock import StockHolds, TakenLine
 from tests.conftest import (
     Account,
     expect_error,
@@ -182,6 +182,20 @@ async def test_idempotency_replay_and_mismatch(client: TestClient, shop: dict[st
     await expect_error(long_key, 422, "VALIDATION_ERROR")
 
 
+async def test_a_replay_after_the_order_moved_returns_it(client: TestClient, shop: dict[str, Any]) -> None:
+    """The order keeps its key through every write (a move replaces the whole document)."""
+    customer, market_id = shop["customer"], shop["market"]["id"]
+    lines = [(shop["apples"]["id"], 1)]
+    first = await (await place_order(client, customer, market_id, lines, key="k-moved", payment_method="card")).json()
+    moved = await set_order_status(client, shop["owner"], first["id"], "confirmed")
+    assert moved.status == 200, await moved.text()
+    again = await place_order(client, customer, market_id, lines, key="k-moved", payment_method="card")
+    assert again.status == 200, await again.text()
+    assert (await again.json())["id"] == first["id"]
+    assert (await again.json())["status"] == "confirmed"
+    assert await stock_of(client, shop["apples"]["id"]) == 19
+
+
 async def test_reading_and_listing_by_role(client: TestClient, settings: Any, shop: dict[str, Any]) -> None:
     customer, owner, market_id = shop["customer"], shop["owner"], shop["market"]["id"]
     other_customer = await sign_up(client)
@@ -315,19 +329,19 @@ async def test_crash_between_reservation_and_order_write_is_repaired(
     apples, pears = shop["apples"]["id"], shop["pears"]["id"]
     lines = [(apples, 4), (pears, 2)]
 
-    async def crash(self: OrderDocuments, order: Any) -> None:
+    async def crash(self: OrderDocuments, order: Any, **kwargs: Any) -> bool:
         raise RuntimeError("injected: the process died before writing the order")
 
-    monkeypatch.setattr(OrderDocuments, "insert", crash)
+    monkeypatch.setattr(OrderDocuments, "commit_placement", crash)
     response = await place_order(client, customer, market_id, lines, key="crash-1", payment_method="card")
     await expect_error(response, 500, "INTERNAL_ERROR")
     assert (await stock_of(client, apples), await stock_of(client, pears)) == (16, 3)  # held, orderless
     monkeypatch.undo()
 
     sweeper = app[order_sweeper_key]
-    assert await sweeper.repair_reservations() == 0  # too young: could still be in flight
-    assert await sweeper.repair_reservations(older_than=timedelta(0)) == 1
-    assert await sweeper.repair_reservations(older_than=timedelta(0)) == 0
+    assert await sweeper.repair_placements() == 0  # too young: could still be in flight
+    assert await sweeper.repair_placements(older_than=timedelta(0)) == 1
+    assert await sweeper.repair_placements(older_than=timedelta(0)) == 0
     assert (await stock_of(client, apples), await stock_of(client, pears)) == (20, 5)
     assert await market_counters(client, market_id) == (0, 0)
     # Its key is free again, and the retry takes the stock once.
@@ -342,10 +356,12 @@ async def test_crash_while_taking_lines_is_repaired(
     apples, pears = shop["apples"]["id"], shop["pears"]["id"]
     take = StockHolds.take
 
-    async def take_then_die(self: StockHolds, product_id: str, order_id: str, quantity: int) -> bool:
+    async def take_then_die(
+        self: StockHolds, product_id: str, order_id: str, quantity: int, *, market_id: str
+    ) -> TakenLine | None:
         if product_id == pears:
             raise RuntimeError("injected: connection lost mid-placement")
-        return await take(self, product_id, order_id, quantity)
+        return await take(self, product_id, order_id, quantity, market_id=market_id)
 
     monkeypatch.setattr(StockHolds, "take", take_then_die)
     response = await place_order(
@@ -354,7 +370,7 @@ async def test_crash_while_taking_lines_is_repaired(
     await expect_error(response, 500, "INTERNAL_ERROR")
     monkeypatch.undo()
     assert await stock_of(client, apples) == 15
-    assert await app[order_sweeper_key].repair_reservations(older_than=timedelta(0)) == 1
+    assert await app[order_sweeper_key].repair_placements(older_than=timedelta(0)) == 1
     assert (await stock_of(client, apples), await stock_of(client, pears)) == (20, 5)
 
 
@@ -362,17 +378,17 @@ async def test_crash_after_the_order_write_keeps_the_order(
     client: TestClient, app: web.Application, shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     customer, market_id, apples = shop["customer"], shop["market"]["id"], shop["apples"]["id"]
-    insert = OrderDocuments.insert
+    commit = OrderDocuments.commit_placement
 
-    async def write_then_die(self: OrderDocuments, order: Any) -> None:
-        await insert(self, order)
+    async def write_then_die(self: OrderDocuments, order: Any, **kwargs: Any) -> bool:
+        await commit(self, order, **kwargs)
         raise RuntimeError("injected: the reply was lost after the write")
 
-    monkeypatch.setattr(OrderDocuments, "insert", write_then_die)
+    monkeypatch.setattr(OrderDocuments, "commit_placement", write_then_die)
     response = await place_order(client, customer, market_id, [(apples, 3)], key="late", payment_method="card")
     await expect_error(response, 500, "INTERNAL_ERROR")
     monkeypatch.undo()
-    assert await app[order_sweeper_key].repair_reservations(older_than=timedelta(0)) == 1
+    assert await app[order_sweeper_key].repair_placements(older_than=timedelta(0)) == 1
     assert await stock_of(client, apples) == 17  # the order exists: its stock stays taken
     product = await app[store_key].products.collection.find_one({"_id": apples})
     assert product is not None

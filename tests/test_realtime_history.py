@@ -15,7 +15,7 @@ from mongomock_motor import AsyncMongoMockClient
 from hub.realtime.history import History, Replay
 from hub.realtime.publisher import BackgroundEmitter, Publisher
 from store.client import connect
-from store.events import TRIM_EVERY, EventLog
+from store.events import TRIM_EVERY, EventLog, NewEvent
 from tests.conftest import NxServer
 
 BACKENDS = ["nx-27017", "mongomock"] + (["mongodb"] if os.environ.get("MONGODB_URL") else [])
@@ -36,6 +36,22 @@ async def log(request: pytest.FixtureRequest, nx_server: NxServer, db_name: str)
     if client is not None:
         await client.drop_database(db_name)
         client.close()
+
+
+async def test_events_of_several_streams_are_stored_together_and_numbered_each(log: EventLog) -> None:
+    """One write for an order's event on both of its streams; a number another instance took
+    meanwhile (this writer's hint is stale) or a key stored already goes the one-by-one way."""
+    other = EventLog(log.history.database, max_events=1000, max_age=timedelta(hours=24))
+    first = await log.append_many([NewEvent("market:m", "order:created", {"n": 1}, key="m|1"),
+                                   NewEvent("user:u", "order:created", {"n": 1}, key="u|1")])  # fmt: skip
+    assert [(event.stream, event.seq) for event in first if event] == [("market:m", 1), ("user:u", 1)]
+    assert await other.append("market:m", "order:updated", {"n": 2}) is not None  # takes seq 2 behind log's back
+    again = await log.append_many([NewEvent("market:m", "order:updated", {"n": 3}, key="m|3"),
+                                   NewEvent("user:u", "order:created", {"n": 1}, key="u|1")])  # fmt: skip
+    assert again[0] is not None and again[0].seq == 3 and again[0].payload == {"stream": "market:m", "seq": 3, "n": 3}
+    assert again[1] is None  # stored already: not stored twice, no number taken
+    assert await log.current_seq("user:u") == 1
+    assert [event.seq for event in await log.after("market:m", 0, limit=10)] == [1, 2, 3]
 
 
 async def append(log: EventLog, stream: str, count: int) -> list[int]:

@@ -135,7 +135,7 @@ async def test_market_search_is_literal_paginated_newest_first(store: Store) -> 
 
 async def test_stock_holds_are_conditional_and_never_negative(store: Store) -> None:
     product = await store.products.insert(new_id(), "UAH", product_fields(stock=5))
-    holds = store.order_holds
+    holds, market_id = store.order_holds, product.market_id
     first, second, third = new_id(), new_id(), new_id()
 
     async def stock() -> int:
@@ -143,28 +143,34 @@ async def test_stock_holds_are_conditional_and_never_negative(store: Store) -> N
         assert current is not None
         return current.stock
 
-    assert await holds.take(product.id, first, 3) is True
-    assert await holds.take(product.id, first, 1) is False  # one hold per order and product
-    assert await holds.take(product.id, second, 3) is False
+    taken = await holds.take(product.id, first, 3, market_id=market_id)
+    assert taken == (product.name, product.price_cents)  # priced as taken
+    assert await holds.take(product.id, first, 1, market_id=market_id) is None  # one hold per order and product
+    assert await holds.take(product.id, second, 3, market_id=market_id) is None
+    assert await holds.take(product.id, second, 1, market_id=new_id()) is None  # not on sale in that market
     assert await stock() == 2
-    assert await holds.take(product.id, second, 2) is True
-    assert await holds.take(product.id, third, 1) is False
+    assert await holds.take(product.id, second, 2, market_id=market_id) is not None
+    assert await holds.take(product.id, third, 1, market_id=market_id) is None
     assert await stock() == 0
     # Giving back is idempotent: only a line that is held comes back, once.
-    assert await holds.give_back(product.id, first, 3) is True
-    assert await holds.give_back(product.id, first, 3) is False
+    assert await holds.give_back(first, [(product.id, 3)]) == 1
+    assert await holds.give_back(first, [(product.id, 3)]) == 0
     assert await stock() == 3
     # Released (the order was written): the stock stays taken and the hold record goes.
-    await holds.release(product.id, second)
-    assert await holds.give_back(product.id, second, 2) is False
+    await holds.release([(product.id, second)])
+    assert await holds.give_back(second, [(product.id, 2)]) == 0
     assert await stock() == 3
-    assert await holds.take(new_id(), third, 1) is False
+    assert await holds.take(new_id(), third, 1, market_id=market_id) is None
+    await store.products.update(product.id, {"is_available": False})
+    assert await holds.take(product.id, third, 1, market_id=market_id) is None  # not on sale
 
 
 async def test_concurrent_holds_never_oversell(store: Store) -> None:
     product = await store.products.insert(new_id(), "UAH", product_fields(stock=10))
-    results = await asyncio.gather(*(store.order_holds.take(product.id, new_id(), 3) for _ in range(12)))
-    assert results.count(True) == 3
+    results = await asyncio.gather(
+        *(store.order_holds.take(product.id, new_id(), 3, market_id=product.market_id) for _ in range(12))
+    )
+    assert sum(result is not None for result in results) == 3
     current = await store.products.get(product.id)
     assert current is not None
     assert current.stock == 1

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from hub.order_events import OrderListener
+from hub.orders.cleanup import MarkerCleanup
 from store.database import Store
 from store.models import Order, OrderStatus, PendingEffect
 
@@ -46,8 +47,10 @@ class OrderFollowUp:
         publisher: OrderEventPublisher | None,
         listeners: Sequence[OrderListener] = (),
         webhook_deliveries: WebhookDeliveryMaker | None = None,
+        cleanup: MarkerCleanup | None = None,
     ) -> None:
         self.store = store
+        self.cleanup = cleanup
         # Without one (no realtime), events stay in the outboxes until an instance with one repairs them.
         self.publisher = publisher
         self.listeners = tuple(listeners)
@@ -65,18 +68,26 @@ class OrderFollowUp:
 
     async def finish(self, order: Order, *, fresh: bool) -> bool:
         """Publish the outbox of the order as written at `order.version` and apply its effects (a
-        fresh writer: those of its own version only), then clear the outbox. Never raises: what is
-        left stays for the repair pass. True when nothing is left."""
+        fresh writer: those of its own version only), then clear the outbox and the applied effects
+        in one write. Never raises: what is left stays for the repair pass. True when nothing is left."""
         published = await self._publish(order, fresh=fresh) and await self._make_deliveries(order)
-        left = await self._apply_effects(order, only_version=order.version if fresh else None)
-        if not published:
-            return False
+        applied, left = await self._apply_effects(order, only_version=order.version if fresh else None)
+        orders = self.store.orders
         try:
-            await self.store.orders.clear_outbox(order.id, order.version, keep_claim=bool(left))
-        except Exception:  # published: a repair publishes again (idempotently) and clears
+            if published and await orders.clear_outbox(order.id, order.version, effects=applied, keep_claim=bool(left)):
+                await self._forget_markers(order, applied, later=fresh)
+                return not left
+            # Not published, or the order moved on (its next writer carried the outbox over), or
+            # another applier cleared one of these effects: each effect on its own, whatever the version.
+            for key in applied:
+                if await orders.clear_effect(order.id, key):
+                    await self._forget_markers(order, [key], later=False)
+            if published:
+                await orders.clear_outbox(order.id, order.version, keep_claim=bool(left))
+        except Exception:  # published/applied: a repair publishes again (idempotently), applies none twice, clears
             log.exception("order outbox not cleared", extra={"order_id": order.id, "version": order.version})
             return False
-        return not left
+        return published and not left
 
     async def _publish(self, order: Order, *, fresh: bool) -> bool:
         """Publish the outbox; True when every event of it is in the history."""
@@ -102,38 +113,47 @@ class OrderFollowUp:
             return False
         return True
 
-    async def _apply_effects(self, order: Order, *, only_version: int | None) -> list[str]:
-        """Apply the order's pending effects (of `only_version`, else all), each once; the keys of
-        those left pending (not this caller's, or failed)."""
+    async def _apply_effects(self, order: Order, *, only_version: int | None) -> tuple[list[str], list[str]]:
+        """Apply the order's pending effects (of `only_version`, else all), each once: the keys of
+        those applied, and of those left pending (not this caller's, or failed)."""
+        applied: list[str] = []
         left: list[str] = []
         for key, effect in order.effects.items():
             if only_version is not None and effect.version != only_version:
                 left.append(key)
                 continue
             try:
-                await self._apply_effect(order, key, effect)
+                await self._apply_effect(order, effect)
             except Exception:  # the write happened; the repair pass applies it
                 left.append(key)
                 log.exception("order effect not applied", extra={"order_id": order.id, "effect": key})
-        return left
+            else:
+                applied.append(key)
+        return applied, left
 
-    async def _apply_effect(self, order: Order, key: str, effect: PendingEffect) -> None:
+    async def _apply_effect(self, order: Order, effect: PendingEffect) -> None:
         effects = self.store.order_effects
-        marker = f"{order.id}:{effect.version}"
         if effect.kind == "restock":
             for item in order.items:
                 await effects.return_stock(item.product_id, order.id, item.quantity)
             log.info("order cancelled, stock returned", extra={"order_id": order.id,
                      "by": order.status_history[effect.version - 1].by})  # fmt: skip
         else:
+            marker = f"{order.id}:{effect.version}"
             await effects.count(order.market_id, marker, orders=effect.orders, revenue_cents=effect.revenue_cents)
-        if not await self.store.orders.clear_effect(order.id, key):
-            return  # cleared by another applier, which drops the markers
-        if effect.kind == "restock":
-            for item in order.items:
-                await effects.forget_returned(item.product_id, order.id)
-        else:
-            await effects.forget_counted(order.market_id, marker)
+
+    async def _forget_markers(self, order: Order, keys: list[str], *, later: bool) -> None:
+        """Whoever cleared an effect from the order drops its markers (a marker outlives its
+        pending entry, never the reverse); a writer's counter markers go in the next batch."""
+        for key in keys:
+            effect = order.effects[key]
+            if effect.kind == "restock":
+                for item in order.items:
+                    await self.store.order_effects.forget_returned(item.product_id, order.id)
+            elif later and self.cleanup is not None:
+                self.cleanup.forget_counted(order.market_id, f"{order.id}:{effect.version}")
+            else:
+                await self.store.order_effects.forget_counted([(order.market_id, f"{order.id}:{effect.version}")])
 
     async def _notify(self, call: Callable[[OrderListener], Awaitable[None]], order: Order) -> None:
         for listener in self.listeners:

@@ -22,18 +22,20 @@ def body_hash(body: OrderCreate) -> str:
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def line_item(product_id: str, name: str, unit_price_cents: int, quantity: int) -> OrderItem:
+    """An order line at the product's price when it was taken: integer minor units, exact."""
+    return OrderItem(
+        product_id=product_id,
+        name=name,
+        unit_price_cents=unit_price_cents,
+        quantity=quantity,
+        line_total_cents=unit_price_cents * quantity,
+    )
+
+
 def price_lines(lines: Sequence[tuple[Product, int]]) -> list[OrderItem]:
-    """Order lines at the products' current prices: integer minor units, exact."""
-    return [
-        OrderItem(
-            product_id=product.id,
-            name=product.name,
-            unit_price_cents=product.price_cents,
-            quantity=quantity,
-            line_total_cents=product.price_cents * quantity,
-        )
-        for product, quantity in lines
-    ]
+    """Order lines at the products' current prices."""
+    return [line_item(product.id, product.name, product.price_cents, quantity) for product, quantity in lines]
 
 
 def order_total(items: Sequence[OrderItem]) -> int:

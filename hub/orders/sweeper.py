@@ -2,8 +2,8 @@
 
 - Confirmation timeout: `pending` orders older than `confirm_timeout` are cancelled (through the
   same compare-and-swap as any move, so exactly one instance does it).
-- Interrupted placements (hub/orders/placing.py): reservations older than the repair bound are
-  finished or undone.
+- Interrupted placements (hub/orders/placing.py): placements older than the repair bound are
+  undone, and holds that orders of dead processes kept are released.
 - Left-over follow-ups: events and effects a dead (or failed) writer left in an order's outbox
   are published and applied once they are OUTBOX_REPAIR_AFTER old (hub/orders/followup.py).
 
@@ -19,7 +19,7 @@ from datetime import timedelta
 from hub.clock import Clock
 from hub.order_states import SYSTEM_ACTOR_ID, Actor, may_move
 from hub.orders.followup import OUTBOX_REPAIR_AFTER, OrderFollowUp
-from hub.orders.placing import RESERVATION_REPAIR_AFTER
+from hub.orders.placing import PLACEMENT_REPAIR_AFTER
 from hub.orders.status import OrderStatusChanges
 from store.client import UNAVAILABLE_ERRORS
 from store.codec import epoch_ms
@@ -41,7 +41,7 @@ class OrderSweeper:
         *,
         clock: Clock,
         confirm_timeout: timedelta,
-        reservation_repair_after: timedelta = RESERVATION_REPAIR_AFTER,
+        placement_repair_after: timedelta = PLACEMENT_REPAIR_AFTER,
         outbox_repair_after: timedelta = OUTBOX_REPAIR_AFTER,
     ) -> None:
         self.store = store
@@ -49,7 +49,7 @@ class OrderSweeper:
         self.follow_up = follow_up
         self.clock = clock
         self.confirm_timeout = confirm_timeout
-        self.reservation_repair_after = reservation_repair_after
+        self.placement_repair_after = placement_repair_after
         self.outbox_repair_after = outbox_repair_after
 
     async def cancel_unconfirmed(self) -> int:
@@ -66,28 +66,28 @@ class OrderSweeper:
             log.info("unconfirmed orders cancelled", extra={"count": cancelled})
         return cancelled
 
-    async def repair_reservations(self, *, older_than: timedelta | None = None) -> int:
-        """Finish placements that stopped half-way (docs/architecture.md, "Placing an order"). Returns how many."""
-        reservations, holds = self.store.order_reservations, self.store.order_holds
-        after = self.reservation_repair_after if older_than is None else older_than
+    async def repair_placements(self, *, older_than: timedelta | None = None) -> int:
+        """Finish what dead processes left of placements (docs/architecture.md): an "open"
+        placement older than the bound is taken over, its lines given back and it is dropped (its
+        key is free again); an order whose holds were never released has them released. Returns
+        how many placements and orders were repaired."""
+        orders, holds = self.store.orders, self.store.order_holds
+        after = self.placement_repair_after if older_than is None else older_than
         cutoff = epoch_ms(self.clock.now()) - int(after.total_seconds() * 1000) + 1  # made at or before now - after
         repaired = 0
-        for reservation in await reservations.stale(cutoff, limit=SWEEP_BATCH):
-            order_id = str(reservation["_id"])
-            lines = [(str(line["product_id"]), int(line["quantity"])) for line in reservation["lines"]]
-            state = reservation["state"]
-            if state == "open" and not await reservations.claim(order_id, state="repairing", older_than_ms=cutoff):
-                continue
-            if state == "committed" and await self.store.orders.get(order_id) is not None:
-                for product_id, _ in lines:
-                    await holds.release(product_id, order_id)
+        for document in await orders.with_holds(cutoff, limit=SWEEP_BATCH):
+            order_id, state = str(document["_id"]), document.get("placing")
+            if state is None:  # an order: its stock stays taken
+                items = document.get("items", [])
+                await holds.release((str(item["product_id"]), order_id) for item in items)
+                await orders.holds_released([order_id])
             else:
-                for product_id, quantity in lines:
-                    await holds.give_back(product_id, order_id, quantity)
-                if reservation.get("idempotency_id"):
-                    await self.store.idempotency_keys.forget(reservation["idempotency_id"], order_id)
+                if state == "open" and not await orders.claim_placement(order_id, older_than_ms=cutoff):
+                    continue  # committed (or taken over) meanwhile
+                lines = [(str(line["product_id"]), int(line["quantity"])) for line in document["lines"]]
+                await holds.give_back(order_id, lines)
+                await orders.drop_placement(order_id)
                 log.warning("interrupted placement repaired", extra={"order_id": order_id, "state": state})
-            await reservations.delete(order_id)
             repaired += 1
         return repaired
 
@@ -110,7 +110,7 @@ class OrderSweeper:
         return published
 
     async def sweep_once(self) -> None:
-        await self.repair_reservations()
+        await self.repair_placements()
         await self.publish_unpublished()
         await self.cancel_unconfirmed()
 

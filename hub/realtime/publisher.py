@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from hub.realtime.streams import ORDER_UPDATED, market_stream, namespace_of, user_stream
-from store.events import EventLog
+from store.events import EventLog, NewEvent
 from store.models import Order, OrderStatus, PendingEvent
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,9 @@ class Publisher:
     ) -> bool:
         """One order event on the market's and the customer's stream."""
         streams = (market_stream(order.market_id), user_stream(order.customer_id))
+        if not check:  # the writer's own event: nobody else can have stored it yet
+            events = [NewEvent(stream, pending.name, body, event_key(stream, order.id, pending)) for stream in streams]
+            return await self.publish_together(events)
         stored = await asyncio.gather(
             *(self.publish_once(stream, pending.name, body, key=event_key(stream, order.id, pending), check=check,
                                 grace=grace, reemit=reemit) for stream in streams)
@@ -175,6 +178,23 @@ class Publisher:
         with contextlib.suppress(Exception):  # not stored: a failure (counted) or stored already
             return await self.events.has(key)
         return False
+
+    async def publish_together(self, events: list[NewEvent]) -> bool:
+        """Number, store (one write for all: store/events.py) and emit events of distinct streams;
+        True when every one of them is in the history."""
+        async with contextlib.AsyncExitStack() as locks:
+            for stream in sorted({new.stream for new in events}):  # one order of locking: no deadlock
+                await locks.enter_async_context(self._stream_lock(stream))
+            try:
+                stored = await self.events.append_many(events)
+            except Exception:  # noqa: BLE001 - publishing never fails the caller's write
+                for new in events:
+                    self._failed(new.event, new.stream, "store")
+                return False
+            for new, event in zip(events, stored, strict=True):
+                if event is not None:  # None: stored meanwhile by another instance, which emits it
+                    await self._emit(new.stream, new.event, event.payload)
+        return True
 
     async def _stored_within(self, key: str, grace: float) -> bool:
         deadline = asyncio.get_running_loop().time() + grace
