@@ -86,6 +86,9 @@ class Market(Entity):
     total_revenue_cents: int = 0
     created_at: datetime
     updated_at: datetime
+    # Set before the market's first webhook endpoint is written and never cleared: False means it has
+    # none, and an order write then skips looking for them (store/webhooks.py). Never shown.
+    webhooks: bool = Field(default=False, exclude=True)
 
 
 class Product(Entity):

@@ -87,13 +87,21 @@ def delivery_id(endpoint_id: str, event_key: str) -> str:
 class WebhookEndpoints:
     def __init__(self, db: Database) -> None:
         self.collection = db["webhook_endpoints"]
+        self.markets = db["markets"]
 
     async def create_indexes(self) -> None:
         await self.collection.create_index([("market_id", ASCENDING), ("created_ms", ASCENDING)], name="market")
+        # Markets whose endpoints were written before markets carried the flag (see `insert`).
+        with_endpoints = await self.collection.distinct("market_id")
+        if with_endpoints:
+            await self.markets.update_many({"_id": {"$in": with_endpoints}}, {"$set": {"webhooks": True}})
 
     async def insert(
         self, market_id: str, *, url: str, events: list[str], description: str, secret: str
     ) -> WebhookEndpoint:
+        # The market's flag first: an order write that reads it unset may skip the look for endpoints,
+        # so it must never be unset while an endpoint exists (a crash here leaves it set, harmlessly).
+        await self.markets.update_one({"_id": market_id}, {"$set": {"webhooks": True}})
         stamp = now()
         document = {
             "_id": new_id(), "market_id": market_id, "url": url, "events": events, "description": description,

@@ -17,7 +17,7 @@ from typing import Protocol
 from hub.order_events import OrderListener
 from hub.orders.cleanup import MarkerCleanup
 from store.database import Store
-from store.models import Order, OrderStatus, PendingEffect
+from store.models import Market, Order, OrderStatus, PendingEffect
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +56,22 @@ class OrderFollowUp:
         self.listeners = tuple(listeners)
         self.webhook_deliveries = webhook_deliveries
 
-    async def order_created(self, order: Order) -> None:
-        """After the insert of a new order: its events, its effects, then the listeners."""
-        await self.finish(order, fresh=True)
+    async def order_created(self, order: Order, *, market: Market | None = None) -> None:
+        """After the insert of a new order: its events, its effects, then the listeners. `market`:
+        as the writer read it, if it did (it tells whether the market may have webhooks)."""
+        await self.finish(order, fresh=True, market=market)
         await self._notify(lambda listener: listener.order_created(order), order)
 
-    async def order_changed(self, order: Order, previous_status: OrderStatus) -> None:
+    async def order_changed(self, order: Order, previous_status: OrderStatus, *, market: Market | None = None) -> None:
         """After a status change won its compare-and-swap."""
-        await self.finish(order, fresh=True)
+        await self.finish(order, fresh=True, market=market)
         await self._notify(lambda listener: listener.order_changed(order, previous_status), order)
 
-    async def finish(self, order: Order, *, fresh: bool) -> bool:
+    async def finish(self, order: Order, *, fresh: bool, market: Market | None = None) -> bool:
         """Publish the outbox of the order as written at `order.version` and apply its effects (a
         fresh writer: those of its own version only), then clear the outbox and the applied effects
         in one write. Never raises: what is left stays for the repair pass. True when nothing is left."""
-        published = await self._publish(order, fresh=fresh) and await self._make_deliveries(order)
+        published = await self._publish(order, fresh=fresh) and await self._make_deliveries(order, market)
         applied, left = await self._apply_effects(order, only_version=order.version if fresh else None)
         orders = self.store.orders
         try:
@@ -101,10 +102,11 @@ class OrderFollowUp:
             log.exception("order events not published", extra={"order_id": order.id, "version": order.version})
             return False
 
-    async def _make_deliveries(self, order: Order) -> bool:
+    async def _make_deliveries(self, order: Order, market: Market | None) -> bool:
         """The webhook deliveries of the outbox's events, which are in the history now (idempotent);
-        False leaves the outbox to the repair pass."""
-        if self.webhook_deliveries is None or not order.outbox:
+        False leaves the outbox to the repair pass. A market read by the writer that never had an
+        endpoint (store/webhooks.py) spares the look for its endpoints."""
+        if self.webhook_deliveries is None or not order.outbox or (market is not None and not market.webhooks):
             return True
         try:
             await self.webhook_deliveries.create_for(order)

@@ -81,7 +81,7 @@ class OrderPlacing:
             await self.store.order_holds.give_back(order_id, lines)
             raise Unavailable("Placing the order took too long; try again")
         # From here on the order exists: nothing below may fail the request.
-        await self.follow_up.order_created(order)
+        await self.follow_up.order_created(order, market=market)
         self.cleanup.release_holds(order_id, (product_id for product_id, _ in lines))
         return order, False
 

@@ -10,7 +10,7 @@ from hub.errors import NotFound
 from hub.schemas.orders import OrderQuery
 from store.codec import parse_id
 from store.database import Store
-from store.models import Order, Role, User
+from store.models import Market, Order, Role, User
 
 
 class OrderReader:
@@ -18,13 +18,18 @@ class OrderReader:
         self.store = store
 
     async def get(self, user: User, order_id: str) -> Order:
+        order, _ = await self.get_with_market(user, order_id)
+        return order
+
+    async def get_with_market(self, user: User, order_id: str) -> tuple[Order, Market | None]:
+        """The order and its market (read to decide who may see it)."""
         order = await self.store.orders.get(order_id)
         if order is None:
             raise NotFound("Order not found")
         market = await self.store.markets.get(order.market_id)
         if not may_see_order(user, order, market):
             raise NotFound("Order not found")
-        return order
+        return order, market
 
     async def list_orders(self, user: User, query: OrderQuery) -> tuple[list[Order], int]:
         """A customer's own orders, a market admin's market's orders, or (super_admin) all; newest first."""

@@ -13,7 +13,7 @@ from hub.orders.followup import OrderFollowUp
 from hub.orders.reading import OrderReader
 from hub.schemas.orders import OrderStatusChange
 from store.database import Store
-from store.models import Order, OrderStatus, PendingEffect, PendingEvent, StatusChange, User
+from store.models import Market, Order, OrderStatus, PendingEffect, PendingEvent, StatusChange, User
 
 CAS_ATTEMPTS = 5
 
@@ -27,10 +27,9 @@ class OrderStatusChanges:
 
     async def change_status(self, user: User, order_id: str, body: OrderStatusChange) -> Order:
         for _ in range(CAS_ATTEMPTS):
-            order = await self.reader.get(user, order_id)
+            order, market = await self.reader.get_with_market(user, order_id)
             if body.expected_version is not None and body.expected_version != order.version:
                 raise _version_conflict(order)
-            market = await self.store.markets.get(order.market_id)
             actors = actors_for(user, order, market)
             if not may_move(order.status, body.status, actors, order.delivery_option):
                 raise Conflict(
@@ -44,7 +43,7 @@ class OrderStatusChanges:
                         ],
                     },
                 )
-            updated = await self.move(order, body.status, by=user.id, reason=body.reason)
+            updated = await self.move(order, body.status, by=user.id, reason=body.reason, market=market)
             if updated is not None:
                 return updated
             if body.expected_version is not None:
@@ -52,7 +51,9 @@ class OrderStatusChanges:
             # Someone else moved it first and the caller did not pin a version: judge again.
         raise Conflict("The order keeps changing; reload it and try again", code="VERSION_CONFLICT")
 
-    async def move(self, order: Order, target: OrderStatus, *, by: str, reason: str | None) -> Order | None:
+    async def move(
+        self, order: Order, target: OrderStatus, *, by: str, reason: str | None, market: Market | None = None
+    ) -> Order | None:
         """One CAS (the caller has judged the move allowed); the winner's write records its effects
         (a cancellation: stock back, counters down), then it follows up. None: someone else won."""
         stamp = self.clock.now()
@@ -78,7 +79,7 @@ class OrderStatusChanges:
         updated = await self.store.orders.replace_if_unchanged(order, new)
         if updated is None:
             return None
-        await self.follow_up.order_changed(updated, order.status)
+        await self.follow_up.order_changed(updated, order.status, market=market)
         return updated
 
 
