@@ -110,7 +110,8 @@ async def test_order_events_arrive_signed_in_order_with_the_market_streams_seq(c
 
 async def test_a_failing_receiver_gets_the_same_webhook_id_until_it_answers_2xx(client: TestClient) -> None:
     shop = await open_shop(client)
-    async with receiving(lambda number: 500 if number <= 2 else 200) as receiver:
+    # 500, then a redirect (not followed: a failed attempt, retried later), then 200.
+    async with receiving(lambda number: {1: 500, 2: 307}.get(number, 200)) as receiver:
         hook = await register(client, shop.admin, shop.market_id, receiver.url, events=["order.created"])
         order = await shop.place_order(shop.customers[0])
         received = await receiver.count(3)
@@ -124,6 +125,7 @@ async def test_a_failing_receiver_gets_the_same_webhook_id_until_it_answers_2xx(
         assert log[0]["delivered_at"] is not None
         assert await read_metric(client, "hub_webhook_deliveries_total", outcome="retry") == 2
         assert await read_metric(client, "hub_webhook_attempts_total") == 3
+        assert len(receiver.received) == 3  # the redirect was not followed
 
 
 async def test_a_receiver_that_never_answers_is_retried_then_failed_and_turned_off(

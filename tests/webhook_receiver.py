@@ -64,6 +64,8 @@ class Receiver:
                 await self._stop.wait()
             if self.delay:
                 await asyncio.sleep(self.delay)
+            if 300 <= answer < 400:  # a redirect to this very receiver: followed, it would arrive again
+                return web.Response(status=answer, headers={"Location": self.url})
             return web.Response(status=answer if answer != HANG else 599)
         finally:
             self._open[webhook_id] -= 1
