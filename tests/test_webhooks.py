@@ -6,6 +6,8 @@ address checks themselves are tested on address values and never connect anywher
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +20,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from handlers.keys import order_follow_up_key, order_sweeper_key, store_key
 from hub.app import create_app
+from hub.logs import configure_logging
 from hub.metrics import HubMetrics
 from hub.settings import Settings
 from hub.webhooks.schedule import RetrySchedule
@@ -377,3 +380,30 @@ async def test_two_senders_racing_for_the_same_due_deliveries_take_each_once(mon
     finally:
         await mongo.drop_database(db_name)
         mongo.close()
+
+
+async def test_no_webhook_secret_in_the_logs_even_at_debug(client: TestClient) -> None:
+    """LOG_LEVEL=DEBUG as configure_logging sets it, through registration, rotation and a delivery."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    output = io.StringIO()
+    try:
+        configure_logging("DEBUG")
+        root.handlers[0].setStream(output)  # type: ignore[attr-defined]
+        shop = await open_shop(client)
+        async with receiving() as receiver:
+            hook = await register(client, shop.admin, shop.market_id, receiver.url, events=["order.created"])
+            response = await client.post(f"/api/v1/webhooks/{hook['id']}/rotate-secret", headers=shop.admin.headers)
+            rotated = (await response.json())["secret"]
+            await shop.place_order(shop.customers[0])
+            (received,) = await receiver.count(1)
+            await wait_log(client, shop.admin, hook["id"], lambda log: log and log[0]["status"] == "delivered")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    text = output.getvalue()
+    assert "hub.access" in text  # it did log at DEBUG
+    for secret in (hook["secret"], rotated):
+        assert secret not in text
+        assert secret.removeprefix("whsec_") not in text
+    assert received.headers["webhook-signature"] not in text
