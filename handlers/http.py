@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from auth.tokens import TokenClaims
 from handlers.keys import accounts_key
 from hub.errors import BadRequest, Unauthorized, ValidationFailed
 from hub.schemas.common import ID_FORMAT_ERROR
@@ -173,6 +174,10 @@ def list_response(items: Sequence[BaseModel], total: int) -> web.Response:
     return json_response(list(items), headers={"X-Total-Count": str(total)})
 
 
+# The request's verified token claims, when the rate limiter has verified them (handlers/middleware.py).
+VERIFIED_CLAIMS = "verified_claims"
+
+
 def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -186,7 +191,12 @@ async def current_user(request: web.Request) -> User:
     cached = request.get("user")
     if isinstance(cached, User):
         return cached
-    user = await request.app[accounts_key].authenticate(bearer_token(request))
+    claims = request.get(VERIFIED_CLAIMS)
+    accounts = request.app[accounts_key]
+    if isinstance(claims, TokenClaims):  # verified by the rate limiter for this very request
+        user, _ = await accounts.authenticate_claims(claims)
+    else:
+        user = await accounts.authenticate(bearer_token(request))
     request["user"] = user
     return user
 

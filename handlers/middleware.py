@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from auth.tokens import InvalidToken
-from handlers.http import API_PREFIX, bearer_token
+from handlers.http import API_PREFIX, VERIFIED_CLAIMS, bearer_token
 from handlers.keys import accounts_key, drain_key, metrics_key, request_limiter_key, settings_key
 from hub import ratelimit
 from hub.client_ip import client_ip
@@ -65,19 +65,19 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     finally:
         seconds = time.perf_counter() - started
         route = route_name(request)
-        user = request.get("user")
-        access_log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "route": route,
-                "status": status,
-                "ms": round(seconds * 1000, 2),
-                "user_id": getattr(user, "id", None),
-                "request_id": request_id,
-            },
-        )
+        if access_log.isEnabledFor(logging.INFO):  # the record is not even built below the level in force
+            access_log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "route": route,
+                    "status": status,
+                    "ms": round(seconds * 1000, 2),
+                    "user_id": getattr(request.get("user"), "id", None),
+                    "request_id": request_id,
+                },
+            )
         metrics = request.app.get(metrics_key)
         if metrics is not None:
             metrics.observe_request(request.method, route, status, seconds)
@@ -147,15 +147,18 @@ def _is_limited(request: web.Request) -> bool:
 
 
 def _token_user_id(request: web.Request) -> str | None:
-    """The user a valid token names (signature and expiry checked, no database read)."""
+    """The user a valid token names (signature and expiry checked, no database read). The claims
+    are kept on the request: the handler's sign-in check does not verify the token again."""
     token = bearer_token(request)
     accounts = request.app.get(accounts_key)
     if token is None or accounts is None:
         return None
     try:
-        return accounts.tokens.verify(token).user_id
+        claims = accounts.tokens.verify(token)
     except InvalidToken:
         return None
+    request[VERIFIED_CLAIMS] = claims
+    return claims.user_id
 
 
 async def _login_email(request: web.Request) -> str | None:

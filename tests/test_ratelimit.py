@@ -10,8 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
+from handlers.keys import request_limiter_key
 from hub.app import create_app
 from hub.client_ip import client_ip
+from hub.ratelimit import RedisLimitCounter
 from hub.settings import Settings
 from tests.conftest import expect_error, read_metric, sign_up, unique_email
 
@@ -132,6 +134,27 @@ async def test_limit_shared_between_instances_through_redis(
         assert [key async for key in redis.scan_iter(match=f"{redis_prefix}:ratelimit*")]
     finally:
         await redis.aclose()
+
+
+async def test_every_limit_of_a_request_in_one_redis_round_trip(
+    aiohttp_client: MakeClient, make_settings: Any, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(make_settings(redis_url=REDIS_URL, rate_limit_key_prefix=redis_prefix, rate_limit_per_minute=50))
+    client = await aiohttp_client(app)
+    account = await sign_up(client)  # the script is loaded into Redis by now
+    counter = app[request_limiter_key].counter
+    assert isinstance(counter, RedisLimitCounter)
+    sent: list[Any] = []
+    execute = counter.redis.execute_command
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        sent.append(args[0])
+        return await execute(*args, **kwargs)
+
+    monkeypatch.setattr(counter.redis, "execute_command", counted)
+    # Per address and per user, per minute and per hour: four limits, one round trip.
+    assert (await client.get("/api/v1/users/me", headers=account.headers)).status == 200
+    assert sent == ["EVALSHA"]
 
 
 async def test_redis_down_fails_open(aiohttp_client: MakeClient, make_settings: Any) -> None:
