@@ -41,6 +41,15 @@ class DashboardNamespace(LiveNamespace):
         await self.accept(sid, user, [market_stream(market.id)], body, market_id=market.id)
         return True
 
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        try:
+            market_id = (await self.get_session(sid)).get("market_id")
+        except KeyError:  # no session: it was never admitted
+            market_id = None
+        await super().on_disconnect(sid, reason)
+        if market_id is not None:
+            self.realtime.stats.unwatched(market_id, sid)
+
     async def after_connect(self, sid: str) -> None:
         _, session = await self.session_user(sid)
         try:

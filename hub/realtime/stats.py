@@ -5,12 +5,19 @@ others' through the market's Redis room channel) on their way to the local clien
 that market changed if it has dashboards of it connected here. A market's push waits at most
 `interval` after the previous one (0.25 s: at most 4 a second) and starts at once otherwise, so a
 change is pushed well within 1 s. Each instance pushes to its own clients only (no Redis round trip, no duplicates).
+
+The figures last computed for a market are kept while it has dashboards here, and a connecting
+dashboard's first `stats` is taken from them (no aggregation per connection) unless an order
+event of the market has been seen since they were computed, they are older than
+FIGURES_MAX_AGE_SECONDS (the day's figures roll over at midnight), or the market's last local
+dashboard has left meanwhile (this instance then no longer hears its events: `unwatched`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +30,8 @@ log = logging.getLogger(__name__)
 
 StatsSource = Callable[[str], Awaitable[BaseModel]]
 
+FIGURES_MAX_AGE_SECONDS = 5.0
+
 
 class StatsPusher:
     def __init__(self, server: HubServer, source: StatsSource, *, interval: float) -> None:
@@ -34,12 +43,24 @@ class StatsPusher:
         self._computing: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._dirty: set[str] = set()
         self._last_push: dict[str, float] = {}
+        # market -> how many of its order events this instance has seen; figures computed at
+        # another count are stale. (generation when computed, monotonic time, figures)
+        self._changes: dict[str, int] = {}
+        self._figures: dict[str, tuple[int, float, dict[str, Any]]] = {}
         server.emit_observers.append(self._observe)
 
     async def current(self, market_id: str) -> dict[str, Any]:
         """The market's stats now. Callers that ask while a computation for the market is running
         share it (a thousand dashboards connecting at once cost one query, not a thousand); a
-        change it may have missed is pushed right after it anyway."""
+        change it may have missed is pushed right after it anyway. The kept figures when they are
+        still the market's (see the module docstring)."""
+        kept = self._figures.get(market_id)
+        if kept is not None:
+            changes, at, figures = kept
+            fresh = time.monotonic() - at < FIGURES_MAX_AGE_SECONDS
+            if fresh and changes == self._changes.get(market_id, 0):
+                return dict(figures)
+            del self._figures[market_id]
         running = self._computing.get(market_id)
         if running is None:
             running = asyncio.ensure_future(self._compute(market_id))
@@ -53,10 +74,24 @@ class StatsPusher:
             done.exception()  # retrieved here: every caller may have gone (their own error paths log it)
 
     async def _compute(self, market_id: str) -> dict[str, Any]:
-        stats = await self.source(market_id)
-        return stats.model_dump(mode="json")
+        changes, at = self._changes.get(market_id, 0), time.monotonic()
+        figures = (await self.source(market_id)).model_dump(mode="json")
+        if self.server.has_local_room(DASHBOARD, market_stream(market_id)):
+            self._figures[market_id] = (changes, at, figures)
+        return figures
+
+    def unwatched(self, market_id: str, leaving_sid: str) -> None:
+        """A dashboard of the market is leaving here: without any, its events no longer reach this
+        instance, so its kept figures could go stale unseen."""
+        room = market_stream(market_id)
+        if not self.server.has_local_room(DASHBOARD, room):
+            self._figures.pop(market_id, None)
+            return
+        if all(sid == leaving_sid for sid, _ in self.server.manager.get_participants(DASHBOARD, room)):
+            self._figures.pop(market_id, None)
 
     def touch(self, market_id: str) -> None:
+        self._changes[market_id] = self._changes.get(market_id, 0) + 1
         if not self.server.has_local_room(DASHBOARD, market_stream(market_id)):
             return
         self._dirty.add(market_id)
