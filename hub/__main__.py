@@ -53,7 +53,8 @@ async def create_admin(settings: Settings, email: str, password: str, name: str)
     from hub.accounts import Accounts
     from hub.database import open_store
 
-    async with open_store(settings) as store:
+    # one_shot: a running embedded hub's database is used, not started a second time on the same files.
+    async with open_store(settings, one_shot=True) as store:
         tokens = TokenIssuer(settings.secret, settings.jwt_algorithm, lifetime=settings.token_lifetime)
         user, created = await Accounts(store.users, tokens).create_admin(email, password, name)
     return f"{'created' if created else 'promoted'} super_admin {user.email} ({user.id})"
@@ -69,10 +70,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     if args.command == "create-admin":
+        from hub.database import DatabaseUnreachable
+        from store.client import UNAVAILABLE_ERRORS
+
         try:
             print(asyncio.run(create_admin(settings, args.email, args.password, args.name)))
         except HubError as exc:
             print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        except DatabaseUnreachable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except UNAVAILABLE_ERRORS:
+            print("error: the database stopped answering; nothing was changed, or try again", file=sys.stderr)
             return 1
         return 0
     serve(settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -16,12 +17,26 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+# Where a running embedded server says where it listens, so that another process on the same data
+# (`python -m hub create-admin`) uses it instead of starting a second server on the same files.
+ADDRESS_FILE = "nx-27017.address.json"
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def running_url(data_dir: Path) -> str | None:
+    """The URL of the embedded server running on `data_dir`, if one is (its process is alive)."""
+    try:
+        address = json.loads((data_dir / ADDRESS_FILE).read_text())
+        pid, url = int(address["pid"]), str(address["url"])
+        os.kill(pid, 0)  # signal 0: only "does it exist"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return url
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -76,13 +91,23 @@ class EmbeddedMongo:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             log.info("embedded database listening", extra={"port": self.port, "data_dir": str(self.data_dir)})
+            self._write_address(self.process.pid)
             return self.url
         await self.stop()
         raise RuntimeError(f"nx-27017 did not answer on port {self.port} within {timeout_seconds}s")
 
+    def _write_address(self, pid: int) -> None:
+        staged = self.data_dir / f"{ADDRESS_FILE}.{pid}"
+        staged.write_text(json.dumps({"url": self.url, "pid": pid}))
+        staged.replace(self.data_dir / ADDRESS_FILE)  # atomic: a reader sees the old file or the new one
+
     async def stop(self, *, timeout_seconds: float = 5) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.data_dir / ADDRESS_FILE)
+        if process.poll() is not None:
             return
         process.send_signal(signal.SIGTERM)
         try:

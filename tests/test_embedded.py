@@ -154,3 +154,38 @@ def test_a_bad_setting_stops_start_up_with_one_line(tmp_path: Path, name: str, v
     assert len(lines) == 1, result.stderr
     assert name in lines[0]
     assert not (tmp_path / "var").exists()  # nothing was started
+
+
+def create_admin(folder: Path, email: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "hub", "create-admin", "--email", email, "--password", PASSWORD]
+    return subprocess.run(command, cwd=folder, env=hub_env(**env), capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+
+
+async def test_create_admin_works_while_the_embedded_hub_runs(hub: Hub) -> None:
+    await hub.start()
+    email = unique_email("root")
+    result = create_admin(hub.folder, email)
+    assert result.returncode == 0, result.stderr
+    assert f"created super_admin {email}" in result.stdout
+    # Made in the running hub's database: it signs in there and administers users at once.
+    status, reply = await call("POST", f"{hub.url}/api/v1/users/login", json={"email": email, "password": PASSWORD})
+    assert (status, reply["user"]["role"]) == (200, "super_admin")
+    headers = {"Authorization": f"Bearer {reply['access_token']}"}
+    status, users = await call("GET", f"{hub.url}/api/v1/users", headers=headers)
+    assert status == 200
+    assert [user["email"] for user in users] == [email]
+    assert len(hub.children()) == 1  # no second database was started
+    assert hub.terminate() == 0
+    assert not (hub.folder / "var" / "nx-27017.address.json").exists()
+
+
+def test_create_admin_without_a_database_says_so_in_one_line(tmp_path: Path) -> None:
+    closed = free_port()
+    result = create_admin(tmp_path, unique_email("root"), MONGODB_URL=f"mongodb://127.0.0.1:{closed}",
+                          SECRET_KEY="x" * 40, DB_TIMEOUT_SECONDS="1")  # fmt: skip
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "database" in lines[0]
+    assert f"127.0.0.1:{closed}" in lines[0]

@@ -95,6 +95,12 @@ async def test_nginx_two_hubs_redis_and_a_dashboard_that_survives_a_sigterm(
         response = await through_nginx.get("/health")
         assert response.status == 200
         assert response.headers["X-Request-ID"]
+        # /metrics is for Prometheus on the internal network: not through the edge, in any spelling.
+        for path in ("/metrics", "/metrics?x=1", "//metrics", "/%6Detrics", "/./metrics"):
+            response = await through_nginx.get(path)
+            assert response.status == 404, path
+            assert "hub_" not in await response.text(), path
+        assert (await session.get(f"{instances[0].url}/metrics")).status == 200
         shop = await open_shop(through_nginx, customers=1)
         customer = shop.customers[0]
 
