@@ -18,6 +18,7 @@ from hub.schemas.common import ID_FORMAT_ERROR
 from store.models import User
 
 API_PREFIX = "/api/v1"
+_INT64 = 2**63
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
@@ -130,6 +131,9 @@ async def read_body(request: web.Request, model: type[M]) -> M:
         raise BadRequest("Request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("Request body must be a JSON object")
+    integral, changed = _integral_numbers(data)
+    if changed:
+        raw = orjson.dumps(integral)
     try:
         # Strictly as JSON types (DESIGN.md): `true` is not an integer, "12" not a number. Query
         # strings (read_query) are text by nature and keep the usual conversions.
@@ -139,6 +143,25 @@ async def read_body(request: web.Request, model: type[M]) -> M:
         if all(item["type"] == ID_FORMAT_ERROR for item in details):
             raise BadRequest("Malformed id in the request body", details=details) from None
         raise ValidationFailed(details=details) from None
+
+
+def _integral_numbers(value: Any) -> tuple[Any, bool]:
+    """`24.0` is the integer 24 in JSON (and in JSON Schema's `integer`); pydantic's strict mode
+    would refuse it. Whether anything was changed, so the common body is not encoded again."""
+    if isinstance(value, float) and value.is_integer() and -_INT64 <= value < _INT64:
+        return int(value), True
+    if isinstance(value, dict):
+        changed = False
+        items = {}
+        for key, item in value.items():
+            items[key], item_changed = _integral_numbers(item)
+            changed = changed or item_changed
+        return (items, True) if changed else (value, False)
+    if isinstance(value, list):
+        pairs = [_integral_numbers(item) for item in value]
+        if any(changed for _, changed in pairs):
+            return [item for item, _ in pairs], True
+    return value, False
 
 
 def read_query(request: web.Request, model: type[M]) -> M:

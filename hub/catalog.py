@@ -63,9 +63,8 @@ class Catalog:
         if not may_create_market(user):
             raise Forbidden("Only market admins can create markets")
         if body.owner_id is not None and not is_super_admin(user):
-            # A field this caller may not set, like any other unknown field in the body.
-            detail = {"loc": ["owner_id"], "msg": "only a super_admin may set the owner", "type": "extra_forbidden"}
-            raise ValidationFailed(details=[detail])
+            # A documented field that this role may not set: a well-formed request, not allowed (403).
+            raise Forbidden("Only a super_admin chooses a market's owner")
         owner_id = body.owner_id.lower() if body.owner_id else user.id
         if owner_id != user.id:
             owner = await self.users.get(owner_id)
@@ -100,9 +99,8 @@ class Catalog:
         market = await self.managed_market(user, market_id)
         changes = body.model_dump(exclude_unset=True, mode="json")
         if "is_active" in changes and not is_super_admin(user):
-            # A field this caller may not set, like any other unknown field (the owner DELETEs instead).
-            detail = {"loc": ["is_active"], "msg": "only a super_admin may set is_active", "type": "extra_forbidden"}
-            raise ValidationFailed(details=[detail])
+            # A documented field that this role may not set (the owner DELETEs the market instead).
+            raise Forbidden("Only a super_admin sets is_active")
         if changes.get("currency", market.currency) != market.currency and await self._has_orders(market):
             # Its totals would add amounts of two currencies.
             raise Conflict("The market has orders: its currency can no longer change", code="CURRENCY_LOCKED")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 
 from handlers.http import API_PREFIX
+from tests.conftest import expect_error, make_market, sign_up
 
 
 async def test_spec_is_valid_and_covers_every_route(client: TestClient) -> None:
@@ -66,3 +68,50 @@ async def test_health_and_ready(client: TestClient) -> None:
     ready = await client.get("/ready")
     assert ready.status == 200
     assert (await ready.json())["checks"]["database"] == "ok"
+
+
+def _body_schema(spec: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    ref = spec["paths"][f"{API_PREFIX}{path}"][method]["requestBody"]["content"]["application/json"]["schema"]
+    return dict(spec["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]])
+
+
+def _nullable(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "null" or any(branch.get("type") == "null" for branch in prop.get("anyOf", []))
+
+
+async def test_the_document_says_exactly_what_the_server_accepts(client: TestClient) -> None:
+    spec = await (await client.get("/api/openapi.json")).json()
+    # Fields a PATCH may leave out but not null: the document does not call them nullable.
+    for method, path, fields in (
+        ("patch", "/markets/{id}", ("name", "contact_email", "currency", "business_hours", "is_active")),
+        ("patch", "/products/{id}", ("name", "price_cents", "stock", "is_available")),
+        ("patch", "/users/me", ("name", "locale", "preferences")),
+        ("patch", "/users/{id}", ("is_active", "role")),
+    ):
+        properties = _body_schema(spec, method, path)["properties"]
+        for field in fields:
+            assert not _nullable(properties[field]), (path, field, properties[field])
+            assert properties[field].get("default", "absent") is not None, (path, field)
+    # ... while those that null clears stay nullable.
+    assert _nullable(_body_schema(spec, "patch", "/products/{id}")["properties"]["category"])
+
+    password = _body_schema(spec, "post", "/users/register")["properties"]["password"]
+    assert (password["minLength"], password["maxLength"]) == (8, 128)
+    market = _body_schema(spec, "post", "/markets")["properties"]
+    hours = next(branch for branch in market["business_hours"]["anyOf"] if branch.get("type") == "object")
+    assert hours["propertyNames"]["pattern"] == "^[^$.\\x00]*$"
+    assert market["delivery_options"]["uniqueItems"] is True
+    parameters = spec["paths"][f"{API_PREFIX}/analytics/markets/{{id}}"]["get"]["parameters"]
+    to = next(parameter for parameter in parameters if parameter["name"] == "to")["schema"]
+    assert {"type": "string", "format": "date-time"} in to["anyOf"]
+
+    # And the server agrees: a number is not a timestamp, a weak password is refused.
+    owner = await sign_up(client, "market_admin")
+    market_id = (await make_market(client, owner))["id"]
+    for to_value in ("0.5", "1700000000", "2026-01-01"):
+        response = await client.get(f"{API_PREFIX}/analytics/markets/{market_id}", params={"to": to_value},
+                                    headers=owner.headers)  # fmt: skip
+        await expect_error(response, 422, "VALIDATION_ERROR")
+    response = await client.get(f"{API_PREFIX}/analytics/markets/{market_id}", params={"to": "2026-01-01T00:00:00Z"},
+                                headers=owner.headers)  # fmt: skip
+    assert response.status == 200, await response.text()

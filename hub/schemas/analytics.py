@@ -11,23 +11,22 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from hub.schemas.common import Input
 
 Bucket = Literal["hour", "day"]
-_ISO_DATE_TIME = r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?)?$"
+# RFC 3339 date-time (OpenAPI's `date-time` format): a date, a time and an offset (Z for UTC).
+_DATE_TIME = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 
 
-def _iso_8601(value: object) -> object:
-    # pydantic would also take a number ("0.5") as Unix seconds; the contract says ISO 8601.
-    if isinstance(value, str) and not re.fullmatch(_ISO_DATE_TIME, value):
-        raise ValueError("must be an ISO 8601 date or date-time")
+def _rfc_3339(value: object) -> object:
+    # pydantic would also take a number ("0.5") as Unix seconds, or a date alone, or no offset.
+    if isinstance(value, str) and not re.fullmatch(_DATE_TIME, value):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T09:00:00Z")
     return value
 
 
-Timestamp = Annotated[
-    datetime, BeforeValidator(_iso_8601), WithJsonSchema({"type": "string", "pattern": _ISO_DATE_TIME})
-]
+Timestamp = Annotated[datetime, BeforeValidator(_rfc_3339), WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class PeriodQuery(Input):
-    """`from`/`to` are ISO 8601 (UTC when no offset is given); default: the last 24 hours."""
+    """`from`/`to` are RFC 3339 date-times with an offset (`Z` for UTC); default: the last 24 hours."""
 
     from_: Timestamp | None = Field(default=None, validation_alias="from")
     to: Timestamp | None = None

@@ -7,8 +7,10 @@ from typing import Annotated
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints, field_validator
 
 from hub.schemas.common import (
+    DISTINCT_ITEMS,
     Input,
     LongText,
+    NotBlankInSchema,
     ObjectIdStr,
     Page,
     PlainKeys,
@@ -21,8 +23,8 @@ from hub.schemas.users import Address, Phone
 from store.models import Coordinates, DeliveryOption, PaymentMethod
 
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
-Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
+Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60), NotBlankInSchema()]
+Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), NotBlankInSchema()]
 HoursText = Annotated[str, StringConstraints(max_length=50)]
 BusinessHours = Annotated[dict[str, HoursText], Field(max_length=14), PlainKeys,
                           free_form_schema({"type": "string", "maxLength": 50}, max_entries=14)]  # fmt: skip
@@ -47,8 +49,12 @@ class MarketCreate(MarketFields):
     name: ShortText
     contact_email: EmailStr
     address: Address
-    delivery_options: list[DeliveryOption] = Field(default=["pickup"], min_length=1, max_length=2)
-    payment_methods: list[PaymentMethod] = Field(default=["cash", "card"], min_length=1, max_length=2)
+    delivery_options: list[DeliveryOption] = Field(
+        default=["pickup"], min_length=1, max_length=2, json_schema_extra=DISTINCT_ITEMS
+    )
+    payment_methods: list[PaymentMethod] = Field(
+        default=["cash", "card"], min_length=1, max_length=2, json_schema_extra=DISTINCT_ITEMS
+    )
     currency: Currency = "UAH"
     owner_id: ObjectIdStr | None = None
 
@@ -59,8 +65,12 @@ class MarketUpdate(MarketFields):
     name: ShortText | None = None
     contact_email: EmailStr | None = None
     address: Address | None = None
-    delivery_options: list[DeliveryOption] | None = Field(default=None, min_length=1, max_length=2)
-    payment_methods: list[PaymentMethod] | None = Field(default=None, min_length=1, max_length=2)
+    delivery_options: list[DeliveryOption] | None = Field(
+        default=None, min_length=1, max_length=2, json_schema_extra=DISTINCT_ITEMS
+    )
+    payment_methods: list[PaymentMethod] | None = Field(
+        default=None, min_length=1, max_length=2, json_schema_extra=DISTINCT_ITEMS
+    )
     currency: Currency | None = None
     # super_admin only (403 for the owner): brings a deleted market back, or takes one down.
     is_active: bool | None = None

@@ -5,7 +5,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError
 
 ID_FORMAT_ERROR = "id_format"
@@ -19,8 +29,27 @@ def _object_id(value: str) -> str:
     return value
 
 
+# What pydantic's strip_whitespace removes (Unicode White_Space): a stripped text that must not end up
+# empty must contain one other character. The OpenAPI document says so with this pattern.
+_WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK_PATTERN = f"[^{_WHITE_SPACE}]"
+
+
+class NotBlankInSchema:
+    """Schema-only marker for a stripped text with min_length 1: "   " passes min_length in JSON
+    Schema but is empty once stripped, so the document adds NOT_BLANK_PATTERN."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["pattern"] = NOT_BLANK_PATTERN
+        return schema
+
+
+# For list fields whose values must be distinct (a validator checks it; the document says so).
+DISTINCT_ITEMS: dict[str, Any] = {"uniqueItems": True}
+
 ObjectIdStr = Annotated[str, AfterValidator(_object_id), WithJsonSchema({"type": "string", "pattern": _ID_PATTERN})]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NotBlankInSchema()]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 SearchText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 

@@ -7,11 +7,20 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, EmailStr, Field, StringConstraints, field_validator, model_validator
 
 from auth.passwords import MAX_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, password_problem
-from hub.schemas.common import Input, Page, PlainKeys, SearchText, ShortText, free_form_schema, not_null
+from hub.schemas.common import (
+    Input,
+    NotBlankInSchema,
+    Page,
+    PlainKeys,
+    SearchText,
+    ShortText,
+    free_form_schema,
+    not_null,
+)
 from store.models import Locale, Role, User
 
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,25}$")]
-Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), NotBlankInSchema()]
 # Signing in checks any password (a wrong one is 401); a new one must be of an acceptable length.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PASSWORD_BYTES)]
 NewPassword = Annotated[str, StringConstraints(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS)]
@@ -44,7 +53,7 @@ class UserRegister(Input):
 
 
 class UserLogin(Input):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254), NotBlankInSchema()]
     password: Password
 
 

@@ -7,12 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictBool, StringConstraints, field_validator
 
-from hub.schemas.common import Input, Page, not_null
+from hub.schemas.common import DISTINCT_ITEMS, Input, NotBlankInSchema, Page, not_null
 from hub.webhooks.address_guard import MAX_URL_LENGTH
 from store.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEventType, from_ms
 
-WebhookUrl = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_LENGTH)]
-EventTypes = Annotated[list[WebhookEventType], Field(min_length=1, max_length=2)]
+WebhookUrl = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_LENGTH), NotBlankInSchema()
+]
+EventTypes = Annotated[list[WebhookEventType], Field(min_length=1, max_length=2, json_schema_extra=DISTINCT_ITEMS)]
 WebhookDescription = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
