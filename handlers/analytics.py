@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from handlers.http import ApiRoutes, current_user, json_response
-from handlers.keys import analytics_key
+from hub.keys import analytics_key
 from hub.schemas.analytics import MarketAnalytics, MarketAnalyticsQuery, PeriodQuery, PlatformAnalytics
 
 routes = ApiRoutes("analytics")

@@ -13,7 +13,11 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from handlers.keys import (
+from handlers.socket_namespace import FORBIDDEN, SERVICE_ERRORS, UNAUTHORIZED, UNAVAILABLE, LiveNamespace, refuse
+from hub import ratelimit
+from hub.client_ip import client_ip
+from hub.errors import NotFound, RateLimited, Unauthorized
+from hub.keys import (
     accounts_key,
     catalog_feed_key,
     catalog_key,
@@ -22,10 +26,6 @@ from handlers.keys import (
     settings_key,
     socketio_key,
 )
-from handlers.socket_namespace import FORBIDDEN, SERVICE_ERRORS, UNAUTHORIZED, UNAVAILABLE, LiveNamespace, refuse
-from hub import ratelimit
-from hub.client_ip import client_ip
-from hub.errors import NotFound, RateLimited, Unauthorized
 from hub.realtime.catalog import CATALOG_EVENT, CATALOG_NAMESPACE, catalog_room
 
 RATE_LIMITED = "rate_limited"

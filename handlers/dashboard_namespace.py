@@ -6,9 +6,9 @@ import logging
 from typing import Any
 
 from auth.policy import dashboard_defaults_to_own_market, may_watch_dashboard
-from handlers.keys import catalog_key
 from handlers.socket_namespace import FORBIDDEN, SERVICE_ERRORS, UNAVAILABLE, LiveNamespace, error_reply, refuse
 from hub.errors import Forbidden, NotFound
+from hub.keys import catalog_key
 from hub.realtime.streams import DASHBOARD, STATS, market_stream
 from store.codec import parse_id
 

@@ -12,8 +12,8 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from auth.tokens import TokenClaims
-from handlers.keys import accounts_key
 from hub.errors import BadRequest, Unauthorized, ValidationFailed
+from hub.keys import accounts_key
 from hub.schemas.common import ID_FORMAT_ERROR
 from store.models import User
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from handlers.http import ApiRoutes, current_user, json_response, list_of, list_response, optional_user
-from handlers.keys import catalog_key
+from hub.keys import catalog_key
 from hub.schemas.catalog import MarketCreate, MarketQuery, MarketUpdate
 from store.models import Market
 

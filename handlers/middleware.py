@@ -15,10 +15,10 @@ from aiohttp.typedefs import Handler
 
 from auth.tokens import InvalidToken
 from handlers.http import API_PREFIX, VERIFIED_CLAIMS, bearer_token
-from handlers.keys import accounts_key, drain_key, metrics_key, request_limiter_key, settings_key
 from hub import ratelimit
 from hub.client_ip import client_ip
 from hub.errors import HubError, NotFound, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
+from hub.keys import accounts_key, drain_key, metrics_key, request_limiter_key, settings_key
 from store.client import UNAVAILABLE_ERRORS
 
 access_log = logging.getLogger("hub.access")

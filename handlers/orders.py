@@ -6,8 +6,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from handlers.http import ApiRoutes, Header, current_user, json_response, list_of, list_response, validation_details
-from handlers.keys import order_placing_key, order_reader_key, order_status_key
 from hub.errors import ValidationFailed
+from hub.keys import order_placing_key, order_reader_key, order_status_key
 from hub.schemas.orders import IdempotencyHeader, IdempotencyKey, OrderCreate, OrderQuery, OrderStatusChange
 from store.models import Order
 

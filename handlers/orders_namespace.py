@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from handlers.keys import order_reader_key
 from handlers.socket_namespace import SERVICE_ERRORS, LiveNamespace, error_reply
 from hub.errors import NotFound
+from hub.keys import order_reader_key
 from hub.realtime.streams import ORDERS, user_stream
 from hub.schemas.realtime import TrackRequest
 

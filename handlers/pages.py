@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from handlers.keys import settings_key
+from hub.keys import settings_key
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 PAGES = {"/": "index.html", "/shop": "shop.html", "/dashboard": "dashboard.html", "/track": "track.html"}

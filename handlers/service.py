@@ -11,7 +11,7 @@ import swagger_ui
 from aiohttp import web
 
 from handlers.http import ApiRoutes, json_response
-from handlers.keys import ReadinessCheck, metrics_key, readiness_checks_key, store_key
+from hub.keys import ReadinessCheck, metrics_key, readiness_checks_key
 from hub.metrics import CONTENT_TYPE
 from hub.schemas.common import Health
 
@@ -39,9 +39,7 @@ async def health(request: web.Request) -> web.Response:
 @routes.route("GET", "/ready", summary="Readiness: the database (and Redis, if configured) answer",
               response=dict[str, Any], auth=False, errors=(503,))  # fmt: skip
 async def ready(request: web.Request) -> web.Response:
-    checks: dict[str, ReadinessCheck] = {"database": request.app[store_key].ping}
-    extra: dict[str, ReadinessCheck] = request.app.get(readiness_checks_key, {})
-    checks.update(extra)
+    checks: dict[str, ReadinessCheck] = request.app[readiness_checks_key]
     results: dict[str, str] = {}
     for name, check in checks.items():
         try:

@@ -12,8 +12,8 @@ import socketio
 from aiohttp import web
 from pydantic import ValidationError
 
-from handlers.keys import accounts_key, realtime_key
 from hub.errors import HubError, Unauthorized
+from hub.keys import accounts_key, realtime_key
 from hub.realtime.engine import Realtime
 from hub.realtime.history import Replay, as_message
 from hub.realtime.revocation import AUTH_EXPIRED

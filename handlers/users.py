@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from handlers.http import ApiRoutes, current_user, json_response, list_of, list_response
-from handlers.keys import accounts_key, user_admin_key
+from hub.keys import accounts_key, user_admin_key
 from hub.schemas.users import LoginReply, UserAdminUpdate, UserLogin, UserQuery, UserRegister, UserUpdate
 from store.models import User
 

@@ -38,8 +38,8 @@ def _install_uvloop() -> None:
 
 
 def serve(settings: Settings) -> None:
-    from handlers.keys import drain_key
     from hub.app import create_app
+    from hub.keys import drain_key
     from hub.serving import serve_until_stopped
 
     _install_uvloop()

@@ -16,7 +16,18 @@ from handlers import analytics, markets, orders, products, service, users, webho
 from handlers.catalog_namespace import CatalogNamespace
 from handlers.cors import add_cors
 from handlers.dashboard_namespace import DashboardNamespace
-from handlers.keys import (
+from handlers.middleware import error_envelope, rate_limit, request_context
+from handlers.openapi import build_spec
+from handlers.orders_namespace import OrdersNamespace
+from handlers.pages import add_page_routes
+from handlers.security_headers import add_security_headers
+from hub.accounts import Accounts
+from hub.analytics import Analytics
+from hub.catalog import Catalog
+from hub.clock import Clock, SystemClock
+from hub.database import open_store
+from hub.drain import Drain
+from hub.keys import (
     ReadinessCheck,
     accounts_key,
     analytics_key,
@@ -42,17 +53,6 @@ from handlers.keys import (
     webhook_sender_key,
     webhooks_key,
 )
-from handlers.middleware import error_envelope, rate_limit, request_context
-from handlers.openapi import build_spec
-from handlers.orders_namespace import OrdersNamespace
-from handlers.pages import add_page_routes
-from handlers.security_headers import add_security_headers
-from hub.accounts import Accounts
-from hub.analytics import Analytics
-from hub.catalog import Catalog
-from hub.clock import Clock, SystemClock
-from hub.database import open_store
-from hub.drain import Drain
 from hub.metrics import HubMetrics
 from hub.notices import EmailNotices
 from hub.order_events import OrderListener
@@ -197,10 +197,13 @@ async def _request_limiter(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _redis_readiness(app: web.Application) -> AsyncIterator[None]:
-    """/ready answers 503 while a configured Redis does not answer (fan-out and shared limits need it)."""
+async def _readiness(app: web.Application) -> AsyncIterator[None]:
+    """/ready answers 503 while the database, or a configured Redis, does not answer (fan-out and shared limits
+    need it)."""
+    checks: dict[str, ReadinessCheck] = {"database": app[store_key].ping}
     url = app[settings_key].redis_url
     if url is None:
+        app[readiness_checks_key] = checks
         yield
         return
     redis = aioredis.Redis.from_url(url, socket_connect_timeout=READY_TIMEOUT_SECONDS,
@@ -209,8 +212,7 @@ async def _redis_readiness(app: web.Application) -> AsyncIterator[None]:
     async def ping() -> None:
         await redis.ping()
 
-    checks: dict[str, ReadinessCheck] = {"redis": ping}
-    app[readiness_checks_key] = checks
+    app[readiness_checks_key] = {**checks, "redis": ping}
     yield
     await redis.aclose()
 
@@ -227,7 +229,7 @@ def create_app(settings: Settings, *, webhook_clock: Clock | None = None) -> web
     app.on_shutdown.append(_start_drain)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_request_limiter)
-    app.cleanup_ctx.append(_redis_readiness)
+    app.cleanup_ctx.append(_readiness)
     app.cleanup_ctx.append(_realtime)
     app.cleanup_ctx.append(_orders)
     app.cleanup_ctx.append(_webhook_sender)

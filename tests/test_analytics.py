@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from handlers.keys import analytics_key, store_key
+from hub.keys import analytics_key, store_key
 from hub.settings import Settings
 from tests.conftest import (
     expect_error,

@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from handlers.keys import catalog_feed_key
 from hub.app import create_app
+from hub.keys import catalog_feed_key
 from hub.settings import Settings
 from tests.conftest import make_market, make_product, place_order, set_order_status, sign_up
 from tests.socket_clients import LiveClient, open_shop

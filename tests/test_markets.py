@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from handlers.keys import store_key
+from hub.keys import store_key
 from hub.settings import Settings
 from store.codec import new_id
 from tests.conftest import Account, expect_error, make_market, make_super_admin, sign_up

@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from handlers.keys import email_notices_key
 from hub.app import create_app
+from hub.keys import email_notices_key
 from tests.conftest import expect_error, make_market, make_product, metric_value, read_metric, sign_up
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]

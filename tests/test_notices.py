@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
 
-from handlers.keys import email_notices_key
+from hub.keys import email_notices_key
 from hub.settings import Settings
 from store.embedded import free_port
 from tests.conftest import make_market, make_product, place_order, set_order_status, sign_up

@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 from pymongo import monitoring
 
 import hub.database
-from handlers.keys import order_placing_key, store_key
+from hub.keys import order_placing_key, store_key
 from hub.settings import Settings
 from store.client import connect
 from tests.conftest import Account, expect_error, make_market, make_product, place_order, sign_up

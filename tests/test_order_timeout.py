@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from handlers.keys import order_sweeper_key
 from hub.app import create_app
+from hub.keys import order_sweeper_key
 from hub.settings import Settings
 from tests.conftest import make_market, make_product, place_order, set_order_status, sign_up
 

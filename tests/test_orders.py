@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from handlers.keys import order_sweeper_key, store_key
+from hub.keys import order_sweeper_key, store_key
 from store.orders import Orders as OrderDocuments
 from store.stock import StockHolds, TakenLine
 from tests.conftest import (

@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from mongomock_motor import AsyncMongoMockClient
 
-from handlers.keys import order_follow_up_key, order_sweeper_key, realtime_key, store_key
 from hub.app import create_app
+from hub.keys import order_follow_up_key, order_sweeper_key, realtime_key, store_key
 from hub.orders.followup import OrderFollowUp
 from hub.settings import Settings
 from store.client import connect

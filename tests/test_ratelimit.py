@@ -10,9 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
-from handlers.keys import request_limiter_key
 from hub.app import create_app
 from hub.client_ip import client_ip
+from hub.keys import request_limiter_key
 from hub.ratelimit import RedisLimitCounter
 from hub.settings import Settings
 from tests.conftest import expect_error, read_metric, sign_up, unique_email

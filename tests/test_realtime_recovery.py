@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from handlers.keys import store_key
 from hub.app import create_app
+from hub.keys import store_key
 from hub.settings import Settings
 from tests.socket_clients import LiveClient, dashboard_auth, open_shop
 

@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio.cluster import RedisCluster
 
-from handlers.keys import socketio_key
 from hub.app import create_app
+from hub.keys import socketio_key
 from hub.realtime.redis_manager import HubRedisManager
 from hub.realtime.room_channels import NodeLink, RoomChannels
 from hub.settings import Settings

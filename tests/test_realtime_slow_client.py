@@ -18,8 +18,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from handlers.keys import metrics_key, socketio_key
 from hub.app import create_app
+from hub.keys import metrics_key, socketio_key
 from hub.settings import Settings
 from tests.processes import HubFleet
 from tests.socket_clients import LiveClient, Shop, dashboard_auth, open_shop

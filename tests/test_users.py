@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from auth.tokens import ISSUER, TokenIssuer
-from handlers.keys import store_key
+from hub.keys import store_key
 from hub.settings import Settings
 from tests.conftest import PASSWORD, TEST_SECRET, expect_error, sign_in, sign_up, unique_email
 

@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from handlers.keys import order_follow_up_key, order_sweeper_key, store_key
 from hub.app import create_app
+from hub.keys import order_follow_up_key, order_sweeper_key, store_key
 from hub.logs import configure_logging
 from hub.metrics import HubMetrics
 from hub.settings import Settings
