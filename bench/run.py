@@ -234,6 +234,10 @@ async def setup(args: argparse.Namespace, target_name: str) -> Bench:
                     rss_before_mb=round(a.rss_kb / 1024, 1),
                     rss_after_connect_mb=round(b.rss_kb / 1024, 1),
                     kb_per_connection=round((b.rss_kb - a.rss_kb) / per_inst_conn[i], 1) if per_inst_conn[i] else None,
+                    # the whole connect phase's CPU of that server over the connections it accepted
+                    cpu_us_per_connection=round(1e6 * (b.cpu_s - a.cpu_s) / per_inst_conn[i])
+                    if per_inst_conn[i]
+                    else None,
                 )
             servers.append(entry)
         bench = Bench(args, target, markets, pool, pids, connected_by, conn, servers, cpu_delta(s0, s1, w1 - w0), s1)
@@ -357,6 +361,8 @@ async def load_phase(bench: Bench, rate: float, duration: float) -> dict[str, An
         entry["cpu_load_phase"] = cpu_load.get(f"server{i}")
         entry["cpu_connect_phase"] = bench.cpu_connect_phase.get(f"server{i}")
         cl = cpu_load.get(f"server{i}")
+        if cl and ok:  # instance A places the orders; the others only fan out
+            entry["cpu_ms_per_order"] = round(1000 * cl["cpu_s"] / len(ok), 2)
         if cl and delivered:
             # server CPU per delivery (all servers' load-phase CPU is in the total below)
             entry["cpu_us_per_local_delivery"] = round(
@@ -698,6 +704,7 @@ async def run_orders(args: argparse.Namespace) -> dict[str, Any]:
         "achieved_send_rate": achieved_rate(outcomes, args.rate),
         "request_ms": rtt.summary(),
         "cpu": cpu,
+        "cpu_ms_per_order": {name: round(1000 * v["cpu_s"] / len(ok), 2) for name, v in cpu.items()} if ok else None,
         "foreign_cpu_core_pct": round(100.0 * max(0.0, (busy1[0] - busy0[0]) - ours) / wall, 1) if wall else None,
     }
 
