@@ -326,6 +326,10 @@ function renderCart() {
   show($("cart-empty"), lines.length === 0);
   show($("checkout"), lines.length > 0);
   $("cart-total").textContent = money(cart.total(), market.currency);
+  // On a phone the cart is below the products: a button at the bottom of the screen leads to it.
+  const pieces = lines.reduce((n, line) => n + line.quantity, 0);
+  $("cart-jump").textContent = t("shop.cart.jump", { n: count(pieces), total: money(cart.total(), market.currency) });
+  show($("cart-jump"), lines.length > 0);
   for (const p of current.products.values()) renderStock(p);
 }
 
