@@ -16,6 +16,7 @@ from aiohttp import web
 from handlers.socket_namespace import FORBIDDEN, SERVICE_ERRORS, UNAUTHORIZED, UNAVAILABLE, LiveNamespace, refuse
 from hub import ratelimit
 from hub.client_ip import client_ip
+from hub.database import database_errors
 from hub.errors import NotFound, RateLimited, Unauthorized
 from hub.keys import (
     accounts_key,
@@ -44,7 +45,8 @@ class CatalogNamespace(socketio.AsyncNamespace):
         await self._count_against_ip(environ)
         if body.token is not None:
             try:
-                await self.app[accounts_key].authenticate(body.token)
+                with database_errors():
+                    await self.app[accounts_key].authenticate(body.token)
             except Unauthorized:
                 raise refuse(UNAUTHORIZED) from None
             except SERVICE_ERRORS:
@@ -53,13 +55,14 @@ class CatalogNamespace(socketio.AsyncNamespace):
             raise refuse(FORBIDDEN)
         server = self.app[socketio_key]
         try:
-            # Active markets only; a malformed id is not found like an unknown one.
-            market_id = (await self.app[catalog_key].market(body.market_id)).id
-            # Deliveries are held from here until the snapshot is sent: a change pushed meanwhile
-            # follows the snapshot instead of being overwritten by it.
-            server.hold(sid)
-            await self.enter_room(sid, catalog_room(market_id))
-            self._snapshots[sid] = await self.app[catalog_feed_key].snapshot(market_id)
+            with database_errors():
+                # Active markets only; a malformed id is not found like an unknown one.
+                market_id = (await self.app[catalog_key].market(body.market_id)).id
+                # Deliveries are held from here until the snapshot is sent: a change pushed meanwhile
+                # follows the snapshot instead of being overwritten by it.
+                server.hold(sid)
+                await self.enter_room(sid, catalog_room(market_id))
+                self._snapshots[sid] = await self.app[catalog_feed_key].snapshot(market_id)
         except NotFound:
             raise refuse(FORBIDDEN) from None
         except SERVICE_ERRORS:

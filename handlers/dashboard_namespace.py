@@ -7,10 +7,10 @@ from typing import Any
 
 from auth.policy import dashboard_defaults_to_own_market, may_watch_dashboard
 from handlers.socket_namespace import FORBIDDEN, SERVICE_ERRORS, UNAVAILABLE, LiveNamespace, error_reply, refuse
+from hub.database import database_errors
 from hub.errors import Forbidden, NotFound
 from hub.keys import catalog_key
 from hub.realtime.streams import DASHBOARD, STATS, market_stream
-from store.codec import parse_id
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +24,14 @@ class DashboardNamespace(LiveNamespace):
         user = await self.authenticate(body)
         catalog = self.app[catalog_key]
         try:
-            if body.market_id is None and dashboard_defaults_to_own_market(user):
-                market = await catalog.own_market(user)  # DESIGN.md: optional for their own market
-            else:
-                market_id = parse_id(body.market_id)
-                if market_id is None:
-                    raise refuse(FORBIDDEN)
-                # Only a market the user manages; an unknown market is refused the same way.
-                market = await catalog.managed_market(user, market_id)
+            with database_errors():
+                if body.market_id is None and dashboard_defaults_to_own_market(user):
+                    market = await catalog.own_market(user)  # DESIGN.md: optional for their own market
+                else:
+                    if body.market_id is None:
+                        raise refuse(FORBIDDEN)
+                    # Only a market the user manages; an unknown or malformed one is refused the same way.
+                    market = await catalog.managed_market(user, body.market_id)
         except (Forbidden, NotFound):
             raise refuse(FORBIDDEN) from None
         except SERVICE_ERRORS:
@@ -63,6 +63,7 @@ class DashboardNamespace(LiveNamespace):
         """Ack: the market's stats now."""
         _, session = await self.session_user(sid)
         try:
-            return await self.realtime.stats.current(session["market_id"])
+            with database_errors():
+                return await self.realtime.stats.current(session["market_id"])
         except SERVICE_ERRORS:
             return error_reply("UNAVAILABLE")

@@ -12,10 +12,10 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from auth.tokens import TokenClaims
+from hub.accounts import SignedIn
 from hub.errors import BadRequest, Unauthorized, ValidationFailed
 from hub.keys import accounts_key
 from hub.schemas.common import ID_FORMAT_ERROR
-from store.models import User
 
 API_PREFIX = "/api/v1"
 _INT64 = 2**63
@@ -209,10 +209,10 @@ def bearer_token(request: web.Request) -> str | None:
     return token.strip()
 
 
-async def current_user(request: web.Request) -> User:
+async def current_user(request: web.Request) -> SignedIn:
     """The signed-in user, cached on the request; 401 otherwise."""
     cached = request.get("user")
-    if isinstance(cached, User):
+    if isinstance(cached, SignedIn):
         return cached
     claims = request.get(VERIFIED_CLAIMS)
     accounts = request.app[accounts_key]
@@ -224,7 +224,7 @@ async def current_user(request: web.Request) -> User:
     return user
 
 
-async def optional_user(request: web.Request) -> User | None:
+async def optional_user(request: web.Request) -> SignedIn | None:
     if bearer_token(request) is None:
         return None
     try:

@@ -7,43 +7,46 @@ from aiohttp import web
 from handlers.http import ApiRoutes, current_user, json_response, list_of, list_response, optional_user
 from hub.keys import catalog_key
 from hub.schemas.catalog import MarketCreate, MarketQuery, MarketUpdate
-from store.models import Market
+from hub.schemas.public import MarketPublic
 
 routes = ApiRoutes("markets")
 
 
-@routes.route("GET", "/markets", summary="List active markets", query=MarketQuery, response=list_of(Market),
+@routes.route("GET", "/markets", summary="List active markets", query=MarketQuery, response=list_of(MarketPublic),
               auth=False, errors=(422,))  # fmt: skip
 async def list_markets(request: web.Request, query: MarketQuery) -> web.Response:
     markets, total = await request.app[catalog_key].list_markets(query)
-    return list_response(markets, total)
+    return list_response([MarketPublic.of(market) for market in markets], total)
 
 
-@routes.route("GET", "/markets/{id}", summary="A market", response=Market, auth=False, errors=(404,))
+@routes.route("GET", "/markets/{id}", summary="A market", response=MarketPublic, auth=False, errors=(404,))
 async def get_market(request: web.Request) -> web.Response:
     viewer = await optional_user(request)
-    return json_response(await request.app[catalog_key].market(request.match_info["id"], viewer=viewer))
+    return json_response(
+        MarketPublic.of(await request.app[catalog_key].market(request.match_info["id"], viewer=viewer))
+    )
 
 
-@routes.route("POST", "/markets", summary="Create a market", body=MarketCreate, response=Market, status=201,
+@routes.route("POST", "/markets", summary="Create a market", body=MarketCreate, response=MarketPublic, status=201,
               errors=(401, 403, 409, 422))  # fmt: skip
 async def create_market(request: web.Request, body: MarketCreate) -> web.Response:
     user = await current_user(request)
-    return json_response(await request.app[catalog_key].create_market(user, body), status=201)
+    return json_response(MarketPublic.of(await request.app[catalog_key].create_market(user, body)), status=201)
 
 
-@routes.route("PATCH", "/markets/{id}", summary="Update a market", body=MarketUpdate, response=Market,
+@routes.route("PATCH", "/markets/{id}", summary="Update a market", body=MarketUpdate, response=MarketPublic,
               errors=(401, 403, 404, 409, 422))  # fmt: skip
 async def update_market(request: web.Request, body: MarketUpdate) -> web.Response:
     user = await current_user(request)
-    return json_response(await request.app[catalog_key].update_market(user, request.match_info["id"], body))
+    market = await request.app[catalog_key].update_market(user, request.match_info["id"], body)
+    return json_response(MarketPublic.of(market))
 
 
-@routes.route("POST", "/markets/{id}/verify", summary="Verify a market (super_admin)", response=Market,
+@routes.route("POST", "/markets/{id}/verify", summary="Verify a market (super_admin)", response=MarketPublic,
               errors=(401, 403, 404))  # fmt: skip
 async def verify_market(request: web.Request) -> web.Response:
     user = await current_user(request)
-    return json_response(await request.app[catalog_key].verify_market(user, request.match_info["id"]))
+    return json_response(MarketPublic.of(await request.app[catalog_key].verify_market(user, request.match_info["id"])))
 
 
 @routes.route("DELETE", "/markets/{id}", summary="Deactivate a market", status=204, errors=(401, 403, 404))

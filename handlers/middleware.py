@@ -17,9 +17,17 @@ from auth.tokens import InvalidToken
 from handlers.http import API_PREFIX, VERIFIED_CLAIMS, bearer_token
 from hub import ratelimit
 from hub.client_ip import client_ip
-from hub.errors import HubError, NotFound, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
+from hub.database import database_errors
+from hub.errors import (
+    DatabaseUnavailable,
+    HubError,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
 from hub.keys import accounts_key, drain_key, metrics_key, request_limiter_key, settings_key
-from store.client import UNAVAILABLE_ERRORS
 
 access_log = logging.getLogger("hub.access")
 error_log = logging.getLogger("hub.errors")
@@ -95,7 +103,13 @@ def error_response(error: HubError, request: web.Request) -> web.Response:
 @web.middleware
 async def error_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:  # noqa: PLR0911
     try:
-        return await handler(request)
+        with database_errors():
+            return await handler(request)
+    except DatabaseUnavailable as error:
+        cause = type(error.__cause__).__name__
+        error_log.warning("database unavailable", extra={"error": cause, "path": request.path})
+        _count_database_error(request)
+        return error_response(error, request)
     except HubError as error:
         if isinstance(error, Unavailable):
             _count_database_error(request)
@@ -114,10 +128,6 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except UNAVAILABLE_ERRORS as exc:
-        error_log.warning("database unavailable", extra={"error": type(exc).__name__, "path": request.path})
-        _count_database_error(request)
-        return error_response(Unavailable("The database did not answer; try again shortly"), request)
     except Exception:  # noqa: BLE001 - the last line of defence: log it, answer 500 without details
         error_log.exception("unhandled error", extra={"path": request.path, "request_id": request.get("request_id")})
         return error_response(HubError(), request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 
@@ -101,7 +102,7 @@ def build_spec(operations: Iterable[Operation], *, title: str, version: str) -> 
         if op.auth:
             operation["security"] = [{"bearerAuth": []}]
         paths.setdefault(op.path, {})[op.method] = operation
-    return {
+    spec = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
@@ -110,3 +111,20 @@ def build_spec(operations: Iterable[Operation], *, title: str, version: str) -> 
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }
+    return _titled_components(spec)
+
+
+def _titled_components(spec: dict[str, Any]) -> dict[str, Any]:
+    """Nested models are keyed by class name; the public models (hub/schemas/public.py, `OrderPublic`) go by
+    their title (`Order`), the name the contract gives them."""
+    components: dict[str, Any] = spec["components"]["schemas"]
+    renames = {name: schema["title"] for name, schema in components.items() if name.endswith("Public")}
+    if not renames:
+        return spec
+    text = orjson.dumps(spec).decode()
+    for name, title in renames.items():
+        text = text.replace(f'"{_REF_TEMPLATE.format(model=name)}"', f'"{_REF_TEMPLATE.format(model=title)}"')
+    renamed: dict[str, Any] = orjson.loads(text)
+    schemas = renamed["components"]["schemas"]
+    renamed["components"]["schemas"] = {renames.get(name, name): schema for name, schema in schemas.items()}
+    return renamed

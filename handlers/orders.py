@@ -9,7 +9,7 @@ from handlers.http import ApiRoutes, Header, current_user, json_response, list_o
 from hub.errors import ValidationFailed
 from hub.keys import order_placing_key, order_reader_key, order_status_key
 from hub.schemas.orders import IdempotencyHeader, IdempotencyKey, OrderCreate, OrderQuery, OrderStatusChange
-from store.models import Order
+from hub.schemas.public import OrderPublic
 
 routes = ApiRoutes("orders")
 
@@ -30,7 +30,7 @@ def idempotency_key(request: web.Request) -> str | None:
     "/orders",
     summary="Place an order",
     body=OrderCreate,
-    response=Order,
+    response=OrderPublic,
     status=201,
     also={200: "A replay of an earlier request with the same Idempotency-Key (header Idempotent-Replayed: true)"},
     errors=(401, 404, 409, 422),
@@ -42,7 +42,8 @@ def idempotency_key(request: web.Request) -> str | None:
 )
 async def place_order(request: web.Request, body: OrderCreate) -> web.Response:
     user = await current_user(request)
-    order, replayed = await request.app[order_placing_key].place(user, body, idempotency_key(request))
+    placed, replayed = await request.app[order_placing_key].place(user, body, idempotency_key(request))
+    order = OrderPublic.of(placed)
     if replayed:
         return json_response(order, headers={"Idempotent-Replayed": "true"})
     return json_response(order, status=201)
@@ -53,19 +54,19 @@ async def place_order(request: web.Request, body: OrderCreate) -> web.Response:
     "/orders",
     summary="List the orders the caller may see",
     query=OrderQuery,
-    response=list_of(Order),
+    response=list_of(OrderPublic),
     errors=(401, 422),
 )
 async def list_orders(request: web.Request, query: OrderQuery) -> web.Response:
     user = await current_user(request)
     orders, total = await request.app[order_reader_key].list_orders(user, query)
-    return list_response(orders, total)
+    return list_response([OrderPublic.of(order) for order in orders], total)
 
 
-@routes.route("GET", "/orders/{id}", summary="An order", response=Order, errors=(401, 404))
+@routes.route("GET", "/orders/{id}", summary="An order", response=OrderPublic, errors=(401, 404))
 async def get_order(request: web.Request) -> web.Response:
     user = await current_user(request)
-    return json_response(await request.app[order_reader_key].get(user, request.match_info["id"]))
+    return json_response(OrderPublic.of(await request.app[order_reader_key].get(user, request.match_info["id"])))
 
 
 @routes.route(
@@ -73,9 +74,10 @@ async def get_order(request: web.Request) -> web.Response:
     "/orders/{id}/status",
     summary="Move an order to another status",
     body=OrderStatusChange,
-    response=Order,
+    response=OrderPublic,
     errors=(401, 404, 409, 422),
 )
 async def change_status(request: web.Request, body: OrderStatusChange) -> web.Response:
     user = await current_user(request)
-    return json_response(await request.app[order_status_key].change_status(user, request.match_info["id"], body))
+    order = await request.app[order_status_key].change_status(user, request.match_info["id"], body)
+    return json_response(OrderPublic.of(order))

@@ -7,9 +7,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from handlers.socket_namespace import SERVICE_ERRORS, LiveNamespace, error_reply
+from hub.database import database_errors
 from hub.errors import NotFound
 from hub.keys import order_reader_key
 from hub.realtime.streams import ORDERS, user_stream
+from hub.schemas.public import OrderPublic
 from hub.schemas.realtime import TrackRequest
 
 
@@ -31,9 +33,10 @@ class OrdersNamespace(LiveNamespace):
             return error_reply("VALIDATION_ERROR")
         user, _ = await self.session_user(sid)
         try:
-            order = await self.app[order_reader_key].get(user, body.order_id)
+            with database_errors():
+                order = await self.app[order_reader_key].get(user, body.order_id)
         except NotFound:
             return error_reply("NOT_FOUND")
         except SERVICE_ERRORS:
             return error_reply("UNAVAILABLE")
-        return order.model_dump(mode="json")
+        return OrderPublic.of(order).model_dump(mode="json")

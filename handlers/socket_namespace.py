@@ -12,20 +12,20 @@ import socketio
 from aiohttp import web
 from pydantic import ValidationError
 
-from hub.errors import HubError, Unauthorized
+from hub.accounts import SignedIn
+from hub.database import database_errors
+from hub.errors import DatabaseUnavailable, HubError, Unauthorized
 from hub.keys import accounts_key, realtime_key
 from hub.realtime.engine import Realtime
 from hub.realtime.history import Replay, as_message
 from hub.realtime.revocation import AUTH_EXPIRED
 from hub.realtime.streams import RESYNC, account_room
 from hub.schemas.realtime import ConnectAuth, RefreshRequest, ReplayRequest
-from store.client import UNAVAILABLE_ERRORS
-from store.models import User
 
 log = logging.getLogger(__name__)
 
 # Errors that mean "cannot answer now" rather than "no": the database or a dependency is down.
-SERVICE_ERRORS: tuple[type[Exception], ...] = (HubError, *UNAVAILABLE_ERRORS)
+SERVICE_ERRORS: tuple[type[Exception], ...] = (HubError,)
 
 UNAUTHORIZED = "unauthorized"
 FORBIDDEN = "forbidden"
@@ -82,10 +82,11 @@ class LiveNamespace(socketio.AsyncNamespace):
             # A malformed `since` or market id is ignored, not a reason to refuse a valid token.
             return ConnectAuth(token=token if isinstance(token, str) and len(token) <= 4096 else None)
 
-    async def authenticate(self, auth: ConnectAuth) -> User:
+    async def authenticate(self, auth: ConnectAuth) -> SignedIn:
         """The token's user; the token's expiry is kept for `accept` (the connection ends then)."""
         try:
-            user, expires_at = await self.app[accounts_key].authenticate_until(auth.token)
+            with database_errors():
+                user, expires_at = await self.app[accounts_key].authenticate_until(auth.token)
         except Unauthorized:
             raise refuse(UNAUTHORIZED) from None
         except SERVICE_ERRORS:
@@ -93,22 +94,23 @@ class LiveNamespace(socketio.AsyncNamespace):
         auth.expires_at = expires_at
         return user
 
-    async def accept(self, sid: str, user: User, streams: list[str], auth: ConnectAuth, **session: Any) -> None:
+    async def accept(self, sid: str, user: SignedIn, streams: list[str], auth: ConnectAuth, **session: Any) -> None:
         """Admit the connection to its streams' rooms, holding live deliveries until the events
         it missed (per `auth.since`) are sent right after the CONNECT (see `connected`)."""
         realtime = self.realtime
         await self.save_session(sid, {"user": user, "streams": streams, **session})
         realtime.server.hold(sid)
         try:
-            await self.enter_room(sid, account_room(user.id))
-            for stream in streams:
-                await self.enter_room(sid, stream)
-            # Read after the hold started: an event is in this read, or held, or both (dropped then).
-            pending = {}
-            for stream, since in auth.since.items():
-                if stream in streams:
-                    pending[stream] = (since, await realtime.history.missed(stream, since))
-        except UNAVAILABLE_ERRORS:
+            with database_errors():
+                await self.enter_room(sid, account_room(user.id))
+                for stream in streams:
+                    await self.enter_room(sid, stream)
+                # Read after the hold started: an event is in this read, or held, or both (dropped then).
+                pending = {}
+                for stream, since in auth.since.items():
+                    if stream in streams:
+                        pending[stream] = (since, await realtime.history.missed(stream, since))
+        except DatabaseUnavailable:
             realtime.server.release(sid)
             raise refuse(UNAVAILABLE) from None
         self._pending[sid] = pending
@@ -183,7 +185,8 @@ class LiveNamespace(socketio.AsyncNamespace):
             return error_reply("VALIDATION_ERROR")
         connected_as, _ = await self.session_user(sid)
         try:
-            user, expires_at = await self.app[accounts_key].authenticate_until(body.token)
+            with database_errors():
+                user, expires_at = await self.app[accounts_key].authenticate_until(body.token)
         except Unauthorized:
             return error_reply("UNAUTHORIZED")
         except SERVICE_ERRORS:
@@ -207,9 +210,9 @@ class LiveNamespace(socketio.AsyncNamespace):
 
     # Events
 
-    async def session_user(self, sid: str) -> tuple[User, dict[str, Any]]:
+    async def session_user(self, sid: str) -> tuple[SignedIn, dict[str, Any]]:
         session = await self.get_session(sid)
-        user: User = session["user"]
+        user: SignedIn = session["user"]
         return user, session
 
     async def on_replay(self, sid: str, data: Any = None) -> Any:
@@ -222,8 +225,9 @@ class LiveNamespace(socketio.AsyncNamespace):
         if body.stream not in session["streams"]:
             return error_reply("FORBIDDEN")
         try:
-            replay = await self.realtime.history.missed(body.stream, body.since)
-        except UNAVAILABLE_ERRORS:
+            with database_errors():
+                replay = await self.realtime.history.missed(body.stream, body.since)
+        except DatabaseUnavailable:
             return error_reply("UNAVAILABLE")
         if replay.resync_seq is not None:
             self.realtime.metrics.resyncs.labels(namespace=self.namespace).inc()

@@ -11,9 +11,13 @@ from pydantic import EmailStr, TypeAdapter, ValidationError
 from auth.passwords import DUMMY_HASH, hash_password, needs_rehash, password_problem, verify_password
 from auth.tokens import InvalidToken, TokenClaims, TokenIssuer
 from hub.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
+from hub.schemas.public import UserPublic
 from hub.schemas.users import LoginReply, UserLogin, UserRegister, UserUpdate
 from store.models import Role, User
 from store.users import EmailTaken, Users
+
+# The signed-in user as the domain's rules take it: handlers pass it on, replies show it as UserPublic.
+SignedIn = User
 
 _EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
 
@@ -46,7 +50,7 @@ class Accounts:
             await self.users.update(record.id, {"password_hash": await asyncio.to_thread(hash_password, body.password)})
         token = self.tokens.issue(record.id, record.role.value)
         return LoginReply(
-            access_token=token, expires_in=int(self.tokens.lifetime.total_seconds()), user=record.public()
+            access_token=token, expires_in=int(self.tokens.lifetime.total_seconds()), user=UserPublic.of(record)
         )
 
     async def authenticate(self, token: str | None) -> User:

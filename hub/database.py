@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
+from hub.errors import DatabaseUnavailable
 from hub.settings import Settings
 from store.client import UNAVAILABLE_ERRORS, connect
 from store.database import Store
@@ -17,6 +18,16 @@ log = logging.getLogger(__name__)
 
 class DatabaseUnreachable(Exception):
     """The database did not answer (the message says which, without credentials)."""
+
+
+@contextlib.contextmanager
+def database_errors() -> Iterator[None]:
+    """The one place where the driver's "the database did not answer" becomes a hub error (503 UNAVAILABLE):
+    around every REST handler (handlers/middleware.py) and the Socket.IO handlers' domain calls."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        raise DatabaseUnavailable() from exc
 
 
 @contextlib.asynccontextmanager

@@ -65,3 +65,9 @@ class RateLimited(HubError):
 
 class Unavailable(HubError):
     status, code, default_message = 503, "UNAVAILABLE", "Service temporarily unavailable"
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database did not answer: what a driver error becomes (hub/database.py `database_errors`)."""
+
+    default_message = "The database did not answer; try again shortly"

@@ -1,5 +1,7 @@
-"""The entities as the system of record holds them, and as the API shows them.
+"""The entities as the system of record holds them.
 
+What the API and the live events show is hub/schemas/public.py, built from these. A field with
+`exclude=True` is written by its store module itself, not by `store.codec.to_document`.
 Ids are 24-hex strings here; `store.codec` converts to and from BSON in one place.
 """
 

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from hub.realtime.streams import ORDER_UPDATED, market_stream, namespace_of, user_stream
+from hub.schemas.public import OrderCreatedPayload, OrderPublic, OrderUpdatedPayload
 from store.events import EventLog, NewEvent
 from store.models import Order, OrderStatus, PendingEvent
 
@@ -105,11 +106,12 @@ class Publisher:
 
     async def order_created(self, order: Order) -> None:
         pending = PendingEvent(name="order:created", version=order.version)
-        await self._order_event(order, pending, {"order": order.model_dump(mode="json")}, check=True)
+        body = OrderCreatedPayload(order=OrderPublic.of(order)).model_dump(mode="json")
+        await self._order_event(order, pending, body, check=True)
 
     async def order_changed(self, order: Order, previous_status: OrderStatus) -> None:
         pending = PendingEvent(name="order:updated", version=order.version)
-        body = {"order": order.model_dump(mode="json"), "previous_status": previous_status.value}
+        body = OrderUpdatedPayload(order=OrderPublic.of(order), previous_status=previous_status).model_dump(mode="json")
         await self._order_event(order, pending, body, check=True)
 
     async def publish_pending(self, order: Order, *, fresh_version: int | None) -> bool:
@@ -122,14 +124,21 @@ class Publisher:
         for pending in sorted(order.outbox, key=lambda pending: pending.version):
             fresh = pending.version == fresh_version
             grace = EARLIER_WRITER_GRACE_SECONDS if fresh_version is not None and not fresh else 0.0
-            # As the order was at that version (its own history names the previous status).
-            body: dict[str, Any] = {"order": order.at_version(pending.version).model_dump(mode="json")}
-            if pending.name == ORDER_UPDATED:
-                body["previous_status"] = order.status_history[pending.version - 2].status.value
+            body = self.payload(order, pending)
             repair = fresh_version is None
             if not await self._order_event(order, pending, body, check=not fresh, grace=grace, reemit=repair):
                 return False  # a later version must not be numbered before this one
         return True
+
+    @staticmethod
+    def payload(order: Order, pending: PendingEvent) -> dict[str, Any]:
+        """The event's payload, as the order was when its `version` was written (its own history names the
+        previous status)."""
+        at_version = OrderPublic.of(order.at_version(pending.version))
+        if pending.name == ORDER_UPDATED:
+            previous = order.status_history[pending.version - 2].status
+            return OrderUpdatedPayload(order=at_version, previous_status=previous).model_dump(mode="json")
+        return OrderCreatedPayload(order=at_version).model_dump(mode="json")
 
     async def _order_event(
         self,

@@ -17,7 +17,8 @@ from hub.schemas.common import (
     free_form_schema,
     not_null,
 )
-from store.models import Locale, Role, User
+from hub.schemas.public import UserPublic
+from store.models import Locale, Role
 
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,25}$")]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), NotBlankInSchema()]
@@ -93,4 +94,4 @@ class LoginReply(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme name, not a secret
     expires_in: int
-    user: User
+    user: UserPublic
