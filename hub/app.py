@@ -64,15 +64,18 @@ from hub.orders.status import OrderStatusChanges
 from hub.orders.sweeper import OrderSweeper
 from hub.ratelimit import open_request_limiter
 from hub.realtime.catalog import CatalogPusher
-from hub.realtime.engine import open_realtime
+from hub.realtime.delivery import MarketChanged
+from hub.realtime.engine import build_realtime
 from hub.realtime.revocation import Revocations
 from hub.realtime.server import build_server
+from hub.realtime.stats import StatsPusher
 from hub.settings import Settings
 from hub.user_admin import UserAdmin
 from hub.webhooks.endpoints import Webhooks
 from hub.webhooks.outbox import DeliveryOutbox
 from hub.webhooks.schedule import RetrySchedule
 from hub.webhooks.sender import WebhookSender
+from store.database import Store
 
 MAX_BODY_BYTES = 1024 * 1024
 VERSION = "1.0.0"
@@ -81,103 +84,149 @@ API_MODULES = (service, users, markets, products, orders, analytics, webhooks)
 log = logging.getLogger(__name__)
 
 
-async def _database(app: web.Application) -> AsyncIterator[None]:
+# The composition happens in three visible steps, each a cleanup context (closed in reverse order):
+#   1. _resources: open what the services use (the database, Redis for limits and readiness);
+#   2. _services: build every service, each given its collaborators in its constructor;
+#   3. _background_tasks: start what runs on its own (event emitter, Redis listener, cleanup, sweeper, sender).
+# The Socket.IO server is made in create_app, with the routes it adds.
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    """Step 1: the database, the request limiter's storage, the readiness checks."""
     settings = app[settings_key]
-    async with open_store(settings) as store:
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(open_store(settings))
         app[store_key] = store
-        tokens = TokenIssuer(settings.secret, settings.jwt_algorithm, settings.token_lifetime)
-        app[accounts_key] = Accounts(store.users, tokens)
-        # Pushes through the Socket.IO server made in create_app (its manager: Redis when configured).
-        feed = CatalogPusher(app[socketio_key], store.products, interval=settings.stats_interval_seconds)
-        app[catalog_feed_key] = feed
-        revocations = app[revocations_key]
-        app[catalog_key] = Catalog(store.markets, store.products, store.users, store.orders, revocations, changes=feed)
-        app[user_admin_key] = UserAdmin(store.users, revocations)
-        app[analytics_key] = Analytics(store)
+        app[request_limiter_key] = await stack.enter_async_context(open_request_limiter(settings, app[metrics_key]))
+        app[readiness_checks_key] = await stack.enter_async_context(_readiness_checks(settings, store))
         yield
-        await feed.close()
 
 
-async def _orders(app: web.Application) -> AsyncIterator[None]:
-    """The order services, once the publisher they hand events to exists; the sweeper last.
-    The sweeper is safe to run on every instance."""
-    settings, store, clock = app[settings_key], app[store_key], SystemClock()
-    notices = None
-    if settings.email_service_url:
-        notices = EmailNotices(
-            url=settings.email_service_url, sender=settings.email_sender, users=store.users, markets=store.markets
-        )
-        app[email_notices_key] = notices
-        app[metrics_key].email_failures.count_from(lambda: notices.failures if notices else 0)
+@contextlib.asynccontextmanager
+async def _readiness_checks(settings: Settings, store: Store) -> AsyncIterator[dict[str, ReadinessCheck]]:
+    """/ready answers 503 while the database, or a configured Redis, does not answer (fan-out and shared limits
+    need it)."""
+    checks: dict[str, ReadinessCheck] = {"database": store.ping}
+    if settings.redis_url is None:
+        yield checks
+        return
+    redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=READY_TIMEOUT_SECONDS,
+                                    socket_timeout=READY_TIMEOUT_SECONDS)  # fmt: skip
+
+    async def ping() -> None:
+        await redis.ping()
+
+    try:
+        yield {**checks, "redis": ping}
+    finally:
+        await redis.aclose()
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    """Step 2: every service, with its collaborators passed to its constructor (no setters, no lists
+    filled afterwards). Nothing runs yet."""
+    settings, store, metrics, sio = app[settings_key], app[store_key], app[metrics_key], app[socketio_key]
+    revocations, clock = app[revocations_key], SystemClock()
+    tokens = TokenIssuer(settings.secret, settings.jwt_algorithm, settings.token_lifetime)
+    app[accounts_key] = Accounts(store.users, tokens)
+    app[analytics_key] = analytics = Analytics(store)
+    # Storefronts' live stock: pushed through the Socket.IO server (its manager: Redis when configured).
+    feed = CatalogPusher(sio, store.products, interval=settings.stats_interval_seconds)
+    app[catalog_feed_key] = feed
+    app[catalog_key] = Catalog(store.markets, store.products, store.users, store.orders, revocations, changes=feed)
+    app[user_admin_key] = UserAdmin(store.users, revocations)
+    # Dashboards' live stats: told of each market's order events by the server's delivery (create_app).
+    stats = StatsPusher(sio, analytics.market_stats, interval=settings.stats_interval_seconds)
+    app[realtime_key] = realtime = build_realtime(settings, sio, store.db, stats, metrics)
+    notices = _email_notices(app)
+    sender = _webhook_sender(app, notices)
     # Listeners hear of every order write: the storefronts' live stock, and the email notices when configured.
-    listeners: list[OrderListener] = [app[catalog_feed_key], *([notices] if notices else [])]
+    listeners: list[OrderListener] = [feed, *([notices] if notices else [])]
     cleanup = MarkerCleanup(store)
-    follow_up = OrderFollowUp(store, publisher=app[realtime_key].publisher, listeners=listeners,
-                              webhook_deliveries=_webhooks(app, notices), cleanup=cleanup)  # fmt: skip
+    follow_up = OrderFollowUp(store, publisher=realtime.publisher, listeners=listeners,
+                              webhook_deliveries=_webhook_outbox(app, sender), cleanup=cleanup)  # fmt: skip
     reader = OrderReader(store)
     status_changes = OrderStatusChanges(store, reader, follow_up, clock=clock)
-    sweeper = OrderSweeper(
-        store,
-        status_changes,
-        follow_up,
-        clock=clock,
-        confirm_timeout=timedelta(minutes=settings.order_confirm_timeout_minutes),
-    )
     app[order_follow_up_key] = follow_up
     app[order_placing_key] = OrderPlacing(store, follow_up, cleanup, clock=clock)
     app[order_reader_key] = reader
     app[order_status_key] = status_changes
-    app[order_sweeper_key] = sweeper
-    cleanup.start()
-    task = asyncio.create_task(sweeper.run(settings.order_sweep_interval_seconds))
+    # Safe to run on every instance.
+    app[order_sweeper_key] = OrderSweeper(
+        store, status_changes, follow_up, clock=clock,
+        confirm_timeout=timedelta(minutes=settings.order_confirm_timeout_minutes),
+    )  # fmt: skip
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await cleanup.close()
+    await sender.close()
     if notices is not None:
         await notices.close()
+    await feed.close()
 
 
-def _webhooks(app: web.Application, notices: EmailNotices | None) -> DeliveryOutbox:
-    """The webhook endpoints service and sender (hub/webhooks/); the deliveries' maker, for the follow-up."""
+def _email_notices(app: web.Application) -> EmailNotices | None:
+    settings, store = app[settings_key], app[store_key]
+    if not settings.email_service_url:
+        return None
+    notices = EmailNotices(
+        url=settings.email_service_url, sender=settings.email_sender, users=store.users, markets=store.markets
+    )
+    app[email_notices_key] = notices
+    app[metrics_key].email_failures.count_from(lambda: notices.failures)
+    return notices
+
+
+def _webhook_sender(app: web.Application, notices: EmailNotices | None) -> WebhookSender:
+    """The webhook sender (hub/webhooks/, its task started in step 3) and the endpoints service."""
     settings, store, clock = app[settings_key], app[store_key], app[webhook_clock_key]
     if settings.webhook_allow_insecure:
         log.warning("WEBHOOK_ALLOW_INSECURE=1: webhooks may go to http:// and to loopback/private addresses "
                     "(development and tests only)")  # fmt: skip
-    schedule = RetrySchedule(settings.webhook_retry_scale)
     sender = WebhookSender(
-        store.webhook_endpoints, store.webhook_deliveries, schedule, app[metrics_key],
-        allow_insecure=settings.webhook_allow_insecure, notifier=notices, clock=clock,
+        store.webhook_endpoints, store.webhook_deliveries, RetrySchedule(settings.webhook_retry_scale),
+        app[metrics_key], allow_insecure=settings.webhook_allow_insecure, notifier=notices, clock=clock,
         poll_seconds=min(1.0, max(0.2, 5 * settings.webhook_retry_scale)),
     )  # fmt: skip
     app[webhook_sender_key] = sender
     app[webhooks_key] = Webhooks(store.markets, store.webhook_endpoints, store.webhook_deliveries,
                                  allow_insecure=settings.webhook_allow_insecure, wake_sender=sender.wake,
                                  clock=clock)  # fmt: skip
-    return DeliveryOutbox(store.webhook_endpoints, store.webhook_deliveries, app[realtime_key].events,
-                          schedule=schedule, created=sender.wake)  # fmt: skip
+    return sender
 
 
-async def _webhook_sender(app: web.Application) -> AsyncIterator[None]:
-    """Sends due webhook deliveries; safe to run on every instance (each delivery under a lease)."""
-    sender = app[webhook_sender_key]
-    task = asyncio.create_task(sender.run())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await sender.close()
-
-
-async def _realtime(app: web.Application) -> AsyncIterator[None]:
-    """The event history, publisher and live stats around the Socket.IO server made in create_app."""
+def _webhook_outbox(app: web.Application, sender: WebhookSender) -> DeliveryOutbox:
+    """The deliveries' maker, for the order follow-up."""
     settings, store = app[settings_key], app[store_key]
-    stats_source = app[analytics_key].market_stats
-    async with open_realtime(settings, app[socketio_key], store.db, stats_source, app[metrics_key]) as realtime:
-        app[realtime_key] = realtime
-        app[socketio_key].emit_observers.append(app[metrics_key].count_delivery)
-        yield
+    return DeliveryOutbox(store.webhook_endpoints, store.webhook_deliveries, app[realtime_key].events,
+                          schedule=RetrySchedule(settings.webhook_retry_scale), created=sender.wake)  # fmt: skip
+
+
+async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
+    """Step 3, last: the realtime engine (history indexes, Redis listener, event emitter), the batched
+    order cleanup, the order sweeper and the webhook sender; stopped first, in reverse."""
+    settings, realtime = app[settings_key], app[realtime_key]
+    await realtime.start()
+    cleanup = app[order_placing_key].cleanup
+    cleanup.start()
+    sweeper = asyncio.create_task(app[order_sweeper_key].run(settings.order_sweep_interval_seconds))
+    sender = asyncio.create_task(app[webhook_sender_key].run())
+    yield
+    for task in (sender, sweeper):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await cleanup.close()
+    await realtime.stop()
+
+
+def _stats_told(app: web.Application) -> MarketChanged:
+    """The server's delivery tells the stats pusher (built in step 2) of each market's order events."""
+
+    def market_changed(market_id: str) -> None:
+        realtime = app.get(realtime_key)
+        if realtime is not None:
+            realtime.stats.market_changed(market_id)
+
+    return market_changed
 
 
 async def _close_sockets(app: web.Application) -> None:
@@ -191,32 +240,6 @@ async def _start_drain(app: web.Application) -> None:
     await app[drain_key].start()
 
 
-async def _request_limiter(app: web.Application) -> AsyncIterator[None]:
-    async with open_request_limiter(app[settings_key], app[metrics_key]) as limiter:
-        app[request_limiter_key] = limiter
-        yield
-
-
-async def _readiness(app: web.Application) -> AsyncIterator[None]:
-    """/ready answers 503 while the database, or a configured Redis, does not answer (fan-out and shared limits
-    need it)."""
-    checks: dict[str, ReadinessCheck] = {"database": app[store_key].ping}
-    url = app[settings_key].redis_url
-    if url is None:
-        app[readiness_checks_key] = checks
-        yield
-        return
-    redis = aioredis.Redis.from_url(url, socket_connect_timeout=READY_TIMEOUT_SECONDS,
-                                    socket_timeout=READY_TIMEOUT_SECONDS)  # fmt: skip
-
-    async def ping() -> None:
-        await redis.ping()
-
-    app[readiness_checks_key] = {**checks, "redis": ping}
-    yield
-    await redis.aclose()
-
-
 def create_app(settings: Settings, *, webhook_clock: Clock | None = None) -> web.Application:
     """`webhook_clock`: what time it is for webhook secrets' overlap after a rotation (tests move it)."""
     settings = settings.ensure_secret()
@@ -225,16 +248,10 @@ def create_app(settings: Settings, *, webhook_clock: Clock | None = None) -> web
     app[settings_key] = settings
     app[metrics_key] = HubMetrics()
     app[webhook_clock_key] = webhook_clock or SystemClock()
-    app[drain_key] = Drain()
-    app.on_shutdown.append(_start_drain)
-    app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_request_limiter)
-    app.cleanup_ctx.append(_readiness)
-    app.cleanup_ctx.append(_realtime)
-    app.cleanup_ctx.append(_orders)
-    app.cleanup_ctx.append(_webhook_sender)
     # First thing on shutdown (before requests in flight are waited for): clients reconnect elsewhere.
-    app[drain_key].hooks.append(lambda: _close_sockets(app))
+    app[drain_key] = Drain(hooks=[lambda: _close_sockets(app)])
+    app.on_shutdown.append(_start_drain)
+    app.cleanup_ctx.extend([_resources, _services, _background_tasks])
     for module in API_MODULES:
         app.router.add_routes(module.routes.table)
     operations = [operation for module in API_MODULES for operation in module.routes.operations]
@@ -243,7 +260,7 @@ def create_app(settings: Settings, *, webhook_clock: Clock | None = None) -> web
     add_page_routes(app)
     add_cors(app, settings.cors_origins)  # last: it covers the routes added before it
     # Socket.IO answers its own CORS and Origin checks (handlers/cors.py leaves /socket.io to it).
-    sio = build_server(settings)
+    sio = build_server(settings, app[metrics_key], market_changed=_stats_told(app))
     sio.register_namespace(DashboardNamespace(app))
     sio.register_namespace(OrdersNamespace(app))
     sio.register_namespace(CatalogNamespace(app))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +19,10 @@ DrainHook = Callable[[], Awaitable[object]]
 
 
 class Drain:
-    def __init__(self) -> None:
+    def __init__(self, hooks: Sequence[DrainHook] = ()) -> None:
         self.in_flight = 0
         self.draining = False
-        self.hooks: list[DrainHook] = []  # run once when draining starts, e.g. disconnect Socket.IO clients
+        self.hooks = tuple(hooks)  # run once when draining starts, e.g. disconnect Socket.IO clients
         self._idle = asyncio.Event()
         self._idle.set()
 

@@ -114,10 +114,21 @@ class HubMetrics:
         self.http_requests.labels(method=method, route=route, status=str(status)).inc()
         self.http_latency.labels(method=method, route=route).observe(seconds)
 
-    def count_delivery(self, event: str, data: object, namespace: str, room: object) -> None:
-        """An emit observer of the Socket.IO server: a stream event went out to this instance's room."""
-        if isinstance(data, dict) and "seq" in data:
-            self.events_delivered.labels(namespace=namespace).inc()
+    # What the realtime engine counts: the composition root hands this object to the publisher, the
+    # background emitter, the Socket.IO server's delivery and the Redis manager.
+
+    def event_published(self, event: str) -> None:
+        self.events_published.labels(event=event).inc()
+
+    def event_publish_failed(self, event: str) -> None:
+        self.events_publish_failed.labels(event=event).inc()
+
+    def event_delivered(self, namespace: str) -> None:
+        """A stream event went out to this instance's clients of a room (counted once per emit)."""
+        self.events_delivered.labels(namespace=namespace).inc()
+
+    def slow_client_cut(self, namespace: str) -> None:
+        self.slow_client_disconnects.labels(namespace=namespace).inc()
 
     def exposition(self) -> bytes:
         """The Prometheus text format of everything in this registry."""

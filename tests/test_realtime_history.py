@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 
+from hub.metrics import HubMetrics
 from hub.realtime.history import History, Replay
 from hub.realtime.publisher import BackgroundEmitter, Publisher
 from store.client import connect
 from store.events import TRIM_EVERY, EventLog, NewEvent
-from tests.conftest import NxServer
+from tests.conftest import NxServer, metric_value
 
 BACKENDS = ["nx-27017", "mongomock"] + (["mongodb"] if os.environ.get("MONGODB_URL") else [])
 
@@ -150,17 +151,17 @@ class Recorder:
 
 @pytest.mark.parametrize("log", ["nx-27017"], indirect=True)
 async def test_publishing_never_fails_or_holds_up_the_caller(log: EventLog) -> None:
-    failing = Publisher(log, Recorder(fail=True))
-    failures: list[str] = []
-    failing.failure_observers.append(failures.append)
+    metrics = HubMetrics()
+    failing = Publisher(log, Recorder(fail=True), metrics)
     assert await failing.publish("market:m", "order:created", {"order": {}}) == 1  # stored, though not emitted
-    assert failures == ["order:created"]
+    failed = metric_value(metrics.exposition().decode(), "hub_events_publish_failed_total", event="order:created")
+    assert failed == 1
     assert [e.seq for e in await log.after("market:m", 0, limit=10)] == [1]
 
-    hanging = BackgroundEmitter(Recorder(hang=True), timeout=0.2)
+    hanging = BackgroundEmitter(Recorder(hang=True), metrics, timeout=0.2)
     hanging.start()
     async with asyncio.timeout(1):  # the request path does not wait for the emit
-        assert await Publisher(log, hanging).publish("market:m", "order:created", {"order": {}}) == 2
+        assert await Publisher(log, hanging, metrics).publish("market:m", "order:created", {"order": {}}) == 2
     await asyncio.sleep(0.4)  # the stuck emit timed out and was counted; the worker goes on
     working = Recorder()
     hanging.emitter = working

@@ -8,9 +8,11 @@ from typing import Any
 
 import orjson
 
+from hub.metrics import HubMetrics
 from hub.realtime.publisher import Publisher
 from hub.realtime.redis_manager import HubRedisManager
 from store.events import StoredEvent
+from tests.conftest import metric_value
 
 
 class SlowFirstLog:
@@ -44,7 +46,7 @@ class Recorder:
 
 async def test_one_instance_writes_a_stream_one_event_at_a_time_and_emits_in_order() -> None:
     log, emitter = SlowFirstLog(), Recorder()
-    publisher = Publisher(log, emitter)  # type: ignore[arg-type]
+    publisher = Publisher(log, emitter, HubMetrics())  # type: ignore[arg-type]
     first = asyncio.create_task(publisher.publish("market:m", "order:created", {"order": {}}))
     await asyncio.sleep(0)  # the first is in its append
     second = asyncio.create_task(publisher.publish("market:m", "order:created", {"order": {}}))
@@ -59,7 +61,7 @@ async def test_one_instance_writes_a_stream_one_event_at_a_time_and_emits_in_ord
 
 async def test_an_event_that_could_not_be_stored_does_not_hold_up_the_next() -> None:
     log, emitter = SlowFirstLog(fail_first=True), Recorder()
-    publisher = Publisher(log, emitter)  # type: ignore[arg-type]
+    publisher = Publisher(log, emitter, HubMetrics())  # type: ignore[arg-type]
     first = asyncio.create_task(publisher.publish("market:m", "order:created", {"order": {}}))
     await asyncio.sleep(0)
     second = asyncio.create_task(publisher.publish("market:m", "order:created", {"order": {}}))
@@ -67,11 +69,14 @@ async def test_an_event_that_could_not_be_stored_does_not_hold_up_the_next() -> 
     assert await asyncio.wait_for(first, 5) is None
     assert await asyncio.wait_for(second, 5) == 1  # no number was used up by the failure
     assert emitter.emitted == [1]
-    assert publisher.failures == 1
+    failed = metric_value(
+        publisher.metrics.exposition().decode(), "hub_events_publish_failed_total", event="order:created"
+    )
+    assert failed == 1
 
 
 async def test_redis_messages_for_rooms_without_local_clients_are_dropped_undecoded() -> None:
-    manager = HubRedisManager("redis://127.0.0.1:6379/0", channel="unused-by-this-test")
+    manager = HubRedisManager("redis://127.0.0.1:6379/0", channel="unused-by-this-test", metrics=HubMetrics())
     manager.rooms = {"/dashboard": {"market:here": {"sid1": "eio1"}}}
 
     def message(room: Any, host_id: str = "another-instance", namespace: str = "/dashboard") -> bytes:

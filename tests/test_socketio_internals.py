@@ -15,6 +15,7 @@ from engineio import async_socket, packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import async_pubsub_manager
 
+from hub.metrics import HubMetrics
 from hub.realtime import internals
 from hub.realtime.admission import HandshakeGate
 from hub.realtime.delivery import Delivery
@@ -111,7 +112,9 @@ async def test_the_pubsub_message_layout_the_redis_manager_reads() -> None:
 
     await Capture().emit("order:created", {"room": "decoy"}, namespace="/dashboard", room="market:here")
     assert published[0].startswith(b'{"method":"emit","event":"order:created","data":')
-    reader = HubRedisManager("redis://127.0.0.1:6379/0", channel="unused-by-this-test", write_only=True)
+    reader = HubRedisManager(
+        "redis://127.0.0.1:6379/0", channel="unused-by-this-test", metrics=HubMetrics(), write_only=True
+    )
     reader.rooms = {"/dashboard": {"market:here": {"sid1": "eio1"}}}
     assert reader.wanted(published[0])
     reader.rooms = {"/dashboard": {"market:elsewhere": {"sid1": "eio1"}}}
@@ -121,7 +124,7 @@ async def test_the_pubsub_message_layout_the_redis_manager_reads() -> None:
 def test_the_hub_server_uses_the_hub_layers() -> None:
     server = HubServer(
         max_queue_bytes=1 << 20, events_per_second=10, events_burst=10, client_manager=HubManager(),
-        handshakes=HandshakeGate(limit=1, queue=1),
+        handshakes=HandshakeGate(limit=1, queue=1), metrics=HubMetrics(), market_changed=lambda market_id: None,
     )  # fmt: skip
     assert isinstance(server.eio, HubEngineServer)
     assert server.eio._async["websocket"] is TrackedWebSocket

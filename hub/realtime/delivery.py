@@ -21,7 +21,9 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from hub.metrics import HubMetrics
 from hub.realtime.engineio_server import PacketQueue, websocket_text_frame
+from hub.realtime.streams import market_order_event
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,9 @@ CUT_MEMORY_SECONDS = 5
 # How long after a replay a late live emit of a replayed event is still recognised (see Delivery.floor).
 FLOOR_SECONDS = 60
 
-EmitObserver = Callable[[str, Any, str, Any], None]
+# Told the market whenever an order event of a market reaches this instance's delivery (its own or another
+# instance's): the composition root passes the stats pusher's `market_changed`.
+MarketChanged = Callable[[str], None]
 
 
 class Delivery:
@@ -46,8 +50,12 @@ class Delivery:
         engine: Any,
         packet_class: type[sio_packet.Packet],
         max_queue_bytes: int,
+        metrics: HubMetrics,
+        market_changed: MarketChanged,
     ) -> None:
         self.manager = manager
+        self.metrics = metrics
+        self.market_changed = market_changed
         self.engine = engine
         self.packet_class = packet_class
         self.max_queue_bytes = max_queue_bytes
@@ -56,22 +64,23 @@ class Delivery:
         # sid -> stream -> seq: live events at or below it were sent by that client's replay (or it had
         # them already); dropped if their emit comes late (see floor())
         self.floors: dict[str, dict[str, int]] = {}
-        self.emit_observers: list[EmitObserver] = []
-        self.slow_client_observers: list[Callable[[str], None]] = []
         self.cutting: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def broadcast(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any) -> bool:
         """Deliver to this instance's participants of a room, encoding once. False when the
         packet needs the stock path (binary attachments)."""
-        for observer in self.emit_observers:
-            observer(event, data, namespace, room)
+        market_id = market_order_event(event, namespace, room)
+        if market_id is not None:
+            self.market_changed(market_id)
         rooms = self.manager.rooms.get(namespace)
         if not rooms or (isinstance(room, str) and room not in rooms):
             return True  # nobody here: not even an encode
         frame = self.frame(namespace, event, data)
         if frame is None:
             return False
+        if isinstance(data, dict) and "seq" in data:  # a stream event, going to this instance's clients
+            self.metrics.event_delivered(namespace)
         skip = _as_set(skip_sid)
         holds, floors = self.holds, self.floors
         stream, seq = _stream_seq(data) if floors else (None, None)
@@ -150,8 +159,7 @@ class Delivery:
         if eio_sid in self.cutting:
             return
         log.warning("slow client disconnected", extra={"namespace": namespace, "queued_bytes": socket.queue.nbytes})
-        for observer in self.slow_client_observers:
-            observer(namespace)
+        self.metrics.slow_client_cut(namespace)
         self.cut(eio_sid, socket)
 
     def cut(self, eio_sid: str, socket: Any) -> None:

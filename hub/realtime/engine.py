@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -14,7 +12,7 @@ from hub.realtime.history import History
 from hub.realtime.publisher import BackgroundEmitter, Publisher
 from hub.realtime.redis_manager import HubRedisManager
 from hub.realtime.server import HubServer
-from hub.realtime.stats import StatsPusher, StatsSource
+from hub.realtime.stats import StatsPusher
 from hub.settings import Settings
 from store.client import UNAVAILABLE_ERRORS, Database
 from store.events import EventLog
@@ -24,6 +22,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Realtime:
+    """The realtime engine of one instance: built by `build_realtime`, started last with the other
+    background tasks (`start`), stopped first (`stop`)."""
+
     server: HubServer
     events: EventLog
     history: History
@@ -31,6 +32,25 @@ class Realtime:
     stats: StatsPusher
     metrics: HubMetrics
     settings: Settings
+    emitter: BackgroundEmitter
+
+    async def start(self) -> None:
+        try:
+            await self.events.create_indexes()
+        except UNAVAILABLE_ERRORS:
+            # The history works without them; the next start creates them.
+            log.warning("database unavailable: event history indexes not created")
+        if not self.server.manager_initialized:
+            # Listen to Redis from the start, not from the first connection: stats need the events.
+            self.server.manager_initialized = True
+            self.server.manager.initialize()
+        self.emitter.start()
+
+    async def stop(self) -> None:
+        await self.emitter.close()
+        await self.stats.close()
+        if isinstance(self.server.manager, HubRedisManager):
+            await self.server.manager.aclose()
 
 
 class ServerEmitter:
@@ -47,41 +67,18 @@ def event_log(settings: Settings, db: Database) -> EventLog:
     return EventLog(db, max_events=settings.event_history_size, max_age=timedelta(hours=settings.event_history_hours))
 
 
-@contextlib.asynccontextmanager
-async def open_realtime(
-    settings: Settings, server: HubServer, db: Database, stats_source: StatsSource, metrics: HubMetrics
-) -> AsyncIterator[Realtime]:
+def build_realtime(
+    settings: Settings, server: HubServer, db: Database, stats: StatsPusher, metrics: HubMetrics
+) -> Realtime:
+    """The event history, the publisher and its background emitter around the Socket.IO server; nothing runs
+    until `Realtime.start`."""
     events = event_log(settings, db)
-    try:
-        await events.create_indexes()
-    except UNAVAILABLE_ERRORS:
-        # The history works without them; the next start creates them.
-        log.warning("database unavailable: event history indexes not created")
-    background = BackgroundEmitter(ServerEmitter(server))
-    publisher = Publisher(events, background)
-    publisher.published_observers.append(lambda event: metrics.events_published.labels(event=event).inc())
-    publisher.failure_observers.append(lambda event: metrics.events_publish_failed.labels(event=event).inc())
-    background.failure_observers.append(lambda event: metrics.events_publish_failed.labels(event=event).inc())
-    server.slow_client_observers.append(lambda ns: metrics.slow_client_disconnects.labels(namespace=ns).inc())
+    emitter = BackgroundEmitter(ServerEmitter(server), metrics)
+    publisher = Publisher(events, emitter, metrics)
     metrics.socket_handshakes_refused.count_from(lambda: server.handshakes.refused)
     metrics.socket_handshakes_waiting.set_function(lambda: server.handshakes.waiting)
     manager = server.manager
     if isinstance(manager, HubRedisManager):
-        manager.publish_failure_observers.append(
-            lambda: metrics.events_publish_failed.labels(event="redis_publish").inc()
-        )
         metrics.redis_shared_messages.count_from(lambda: manager.shared_received)
         metrics.redis_room_messages.count_from(lambda: manager.room_received)
-    stats = StatsPusher(server, stats_source, interval=settings.stats_interval_seconds)
-    if not server.manager_initialized:
-        # Start listening to Redis now, not at the first connection: stats need the events.
-        server.manager_initialized = True
-        manager.initialize()
-    background.start()
-    try:
-        yield Realtime(server, events, History(events), publisher, stats, metrics, settings)
-    finally:
-        await background.close()
-        await stats.close()
-        if isinstance(manager, HubRedisManager):
-            await manager.aclose()
+    return Realtime(server, events, History(events), publisher, stats, metrics, settings, emitter)

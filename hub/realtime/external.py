@@ -18,6 +18,7 @@ import logging
 from types import TracebackType
 from typing import Any
 
+from hub.metrics import HubMetrics
 from hub.realtime.engine import event_log
 from hub.realtime.publisher import Publisher
 from hub.realtime.redis_manager import HubRedisManager, redis_manager
@@ -47,8 +48,11 @@ class ExternalPublisher:
             log.warning("REDIS_URL not set: events go to the history only; clients get them on their next replay")
         self.settings = settings
         self.client = connect(settings.mongodb_url, timeout_seconds=settings.db_timeout_seconds)
-        self.manager = redis_manager(settings, write_only=True) if settings.redis_url else None
-        self.publisher = Publisher(event_log(settings, self.client[settings.mongodb_db]), ManagerEmitter(self.manager))
+        # Counted in a registry of its own: this process serves no /metrics.
+        self.metrics = HubMetrics()
+        self.manager = redis_manager(settings, self.metrics, write_only=True) if settings.redis_url else None
+        events = event_log(settings, self.client[settings.mongodb_db])
+        self.publisher = Publisher(events, ManagerEmitter(self.manager), self.metrics)
 
     @property
     def emit_failures(self) -> int:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from hub.metrics import HubMetrics
 from hub.realtime.streams import ORDER_UPDATED, market_stream, namespace_of, user_stream
 from hub.schemas.public import OrderCreatedPayload, OrderPublic, OrderUpdatedPayload
 from store.events import EventLog, NewEvent
@@ -47,10 +48,10 @@ class BackgroundEmitter:
     gone costs the request nothing. Bounded: past `limit` waiting emits, new ones are dropped
     (counted); like any lost emit, clients recover them from the history."""
 
-    def __init__(self, emitter: Emitter, *, limit: int = 10_000, timeout: float = 3.0) -> None:
+    def __init__(self, emitter: Emitter, metrics: HubMetrics, *, limit: int = 10_000, timeout: float = 3.0) -> None:
         self.emitter = emitter
+        self.metrics = metrics
         self.timeout = timeout
-        self.failure_observers: list[Callable[[str], None]] = []
         self._queue: asyncio.Queue[tuple[str, Any, str, str]] = asyncio.Queue(limit)
         self._task: asyncio.Task[None] | None = None
 
@@ -73,7 +74,7 @@ class BackgroundEmitter:
             self._queue.put_nowait((event, data, namespace, room))
         except asyncio.QueueFull:
             log.error("emit queue full; event left to the history", extra={"event": event, "stream": room})
-            self._failed(event)
+            self.metrics.event_publish_failed(event)
 
     async def _run(self) -> None:
         while True:
@@ -82,23 +83,16 @@ class BackgroundEmitter:
                 await asyncio.wait_for(self.emitter.emit(event, data, namespace=namespace, room=room), self.timeout)
             except Exception:  # stored already: clients recover it from the history
                 log.exception("event emit failed", extra={"event": event, "stream": room})
-                self._failed(event)
+                self.metrics.event_publish_failed(event)
             finally:
                 self._queue.task_done()
 
-    def _failed(self, event: str) -> None:
-        for observer in self.failure_observers:
-            observer(event)
-
 
 class Publisher:
-    def __init__(self, events: EventLog, emitter: Emitter) -> None:
+    def __init__(self, events: EventLog, emitter: Emitter, metrics: HubMetrics) -> None:
         self.events = events
         self.emitter = emitter
-        self.published = 0
-        self.failures = 0
-        self.published_observers: list[Callable[[str], None]] = []
-        self.failure_observers: list[Callable[[str], None]] = []
+        self.metrics = metrics
         # Per stream being written: its lock and how many publishes hold or wait for it.
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
@@ -256,12 +250,8 @@ class Publisher:
         except Exception:  # noqa: BLE001 - stored already: clients recover it from the history
             self._failed(event, stream, "emit")
             return
-        self.published += 1
-        for observer in self.published_observers:
-            observer(event)
+        self.metrics.event_published(event)
 
     def _failed(self, event: str, stream: str, step: str) -> None:
-        self.failures += 1
         log.exception("event publish failed", extra={"event": event, "stream": stream, "step": step})
-        for observer in self.failure_observers:
-            observer(event)
+        self.metrics.event_publish_failed(event)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import socketio
 
+from hub.metrics import HubMetrics
 from hub.realtime.codec import orjson_json
 from hub.realtime.delivery import Delivery
 from hub.realtime.revocation import REVOKE
@@ -87,14 +87,13 @@ class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
     on (Redis down) are counted: the history heals them (clients replay on the gap)."""
 
     def __init__(
-        self, url: str, *, channel: str, write_only: bool = False, room_channels: bool = True,
+        self, url: str, *, channel: str, metrics: HubMetrics, write_only: bool = False, room_channels: bool = True,
         redis_options: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         options = redis_options or {}
         super().__init__(url, channel=channel, write_only=write_only, json=orjson_json, redis_options=dict(options))
+        self.metrics = metrics
         self.publish_failures = 0
-        self.publish_failure_observers: list[Callable[[], None]] = []
-        self.skipped_messages = 0
         self.shared_received = 0
         self._own_tail = f'"host_id":"{self.host_id}"}}'.encode()
         self.room_channels = (
@@ -150,8 +149,7 @@ class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
             # Given up (logged): the event reached no other instance. The stream history is what
             # heals this (clients replay on the gap).
             self.publish_failures += 1
-            for observer in self.publish_failure_observers:
-                observer()
+            self.metrics.event_publish_failed("redis_publish")
         return result
 
     async def _publish_to_room(self, channel: str, data: Any) -> int | None:
@@ -176,8 +174,6 @@ class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
                 message = await self._inbox.get()
                 if self.wanted(message):
                     yield message
-                else:
-                    self.skipped_messages += 1
         finally:
             pump.cancel()
 
@@ -228,11 +224,12 @@ class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
                 await self.redis.aclose()
 
 
-def redis_manager(settings: Settings, *, write_only: bool = False) -> HubRedisManager:
+def redis_manager(settings: Settings, metrics: HubMetrics, *, write_only: bool = False) -> HubRedisManager:
     assert settings.redis_url is not None
     return HubRedisManager(
         settings.redis_url,
         channel=settings.redis_channel,
+        metrics=metrics,
         write_only=write_only,
         room_channels=settings.redis_room_channels,
         redis_options={"socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS},

@@ -19,10 +19,11 @@ import engineio
 import socketio
 from socketio import packet as sio_packet
 
+from hub.metrics import HubMetrics
 from hub.realtime import internals
 from hub.realtime.admission import BUSY, HandshakeGate
 from hub.realtime.codec import orjson_json
-from hub.realtime.delivery import Delivery
+from hub.realtime.delivery import Delivery, MarketChanged
 from hub.realtime.engineio_server import HubEngineServer
 from hub.realtime.origins import OriginPolicy
 from hub.realtime.redis_manager import HubManager, redis_manager
@@ -63,7 +64,7 @@ class ConnectedHook(Protocol):
 class HubServer(socketio.AsyncServer):
     def __init__(
         self, *, max_queue_bytes: int, events_per_second: float, events_burst: int, handshakes: HandshakeGate,
-        **kwargs: Any,
+        metrics: HubMetrics, market_changed: MarketChanged, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self.handshakes = handshakes
@@ -71,10 +72,13 @@ class HubServer(socketio.AsyncServer):
         self.events_burst = events_burst
         self._buckets: dict[str, TokenBucket] = {}
         self.delivery = Delivery(
-            manager=self.manager, engine=self.eio, packet_class=self.packet_class, max_queue_bytes=max_queue_bytes
+            manager=self.manager,
+            engine=self.eio,
+            packet_class=self.packet_class,
+            max_queue_bytes=max_queue_bytes,
+            metrics=metrics,
+            market_changed=market_changed,
         )
-        self.emit_observers = self.delivery.emit_observers
-        self.slow_client_observers = self.delivery.slow_client_observers
         # Only the namespaces with a handler accept connections: not even the default `/` (the
         # constructor turns an empty list into ["/"], hence after it).
         self.namespaces: list[str] = []
@@ -161,10 +165,13 @@ class HubServer(socketio.AsyncServer):
         await super()._handle_eio_disconnect(eio_sid, reason)
 
 
-def build_server(settings: Settings) -> HubServer:
+def build_server(settings: Settings, metrics: HubMetrics, *, market_changed: MarketChanged) -> HubServer:
+    """`market_changed(market_id)`: an order event of that market reached this instance (for live stats)."""
     internals.verify()  # an upgrade that moved one of them fails here, at start, not quietly later
-    manager: socketio.AsyncManager = redis_manager(settings) if settings.redis_url else HubManager()
+    manager: socketio.AsyncManager = redis_manager(settings, metrics) if settings.redis_url else HubManager()
     return HubServer(
+        metrics=metrics,
+        market_changed=market_changed,
         max_queue_bytes=settings.socket_max_queue_bytes,
         events_per_second=settings.socket_events_per_second,
         events_burst=settings.socket_events_burst,

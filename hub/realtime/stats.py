@@ -1,7 +1,8 @@
 """Live market stats for dashboards: coalesced pushes, computed once per market per push.
 
 Every instance sees the order events of every market it has dashboards of (its own, and the
-others' through the market's Redis room channel) on their way to the local clients, and marks
+others' through the market's Redis room channel) on their way to the local clients: the composition
+root has the Socket.IO server's delivery call `market_changed(market_id)` for each, which marks
 that market changed if it has dashboards of it connected here. A market's push waits at most
 `interval` after the previous one (0.25 s: at most 4 a second) and starts at once otherwise, so a
 change is pushed well within 1 s. Each instance pushes to its own clients only (no Redis round trip, no duplicates).
@@ -24,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from hub.realtime.server import HubServer
-from hub.realtime.streams import DASHBOARD, ORDER_EVENTS, STATS, market_of, market_stream
+from hub.realtime.streams import DASHBOARD, STATS, market_stream
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ class StatsPusher:
         self.server = server
         self.source = source
         self.interval = interval
-        self.pushes = 0
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._computing: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._dirty: set[str] = set()
@@ -47,7 +47,6 @@ class StatsPusher:
         # another count are stale. (generation when computed, monotonic time, figures)
         self._changes: dict[str, int] = {}
         self._figures: dict[str, tuple[int, float, dict[str, Any]]] = {}
-        server.emit_observers.append(self._observe)
 
     async def current(self, market_id: str) -> dict[str, Any]:
         """The market's stats now. Callers that ask while a computation for the market is running
@@ -90,7 +89,8 @@ class StatsPusher:
         if all(sid == leaving_sid for sid, _ in self.server.manager.get_participants(DASHBOARD, room)):
             self._figures.pop(market_id, None)
 
-    def touch(self, market_id: str) -> None:
+    def market_changed(self, market_id: str) -> None:
+        """An order event of the market reached this instance."""
         self._changes[market_id] = self._changes.get(market_id, 0) + 1
         if not self.server.has_local_room(DASHBOARD, market_stream(market_id)):
             return
@@ -104,12 +104,6 @@ class StatsPusher:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-
-    def _observe(self, event: str, data: Any, namespace: str, room: Any) -> None:
-        if namespace == DASHBOARD and event in ORDER_EVENTS:
-            market_id = market_of(room)
-            if market_id is not None:
-                self.touch(market_id)
 
     async def _run(self, market_id: str) -> None:
         loop = asyncio.get_running_loop()
@@ -133,5 +127,4 @@ class StatsPusher:
         except Exception:  # the next change tries again; the dashboard keeps the last figures
             log.exception("market stats failed", extra={"market_id": market_id})
             return
-        self.pushes += 1
         await self.server.emit(STATS, stats, room=room, namespace=DASHBOARD, ignore_queue=True)

@@ -27,6 +27,14 @@ def market_of(stream: object) -> str | None:
     return None
 
 
+def market_order_event(event: str, namespace: str, room: object) -> str | None:
+    """The market whose order an emit reports (an order event to a market's dashboard room), else None:
+    the one place that reads a domain event off the wire."""
+    if namespace == DASHBOARD and event in ORDER_EVENTS:
+        return market_of(room)
+    return None
+
+
 def namespace_of(stream: str) -> str:
     """Market streams feed dashboards; user streams feed the customer's order tracking."""
     return DASHBOARD if stream.startswith("market:") else ORDERS
