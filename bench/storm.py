@@ -30,11 +30,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 
-from bench.loadgen import ClientSpec, ConnectFailedError, Histogram, Recorder, SioClient
+from bench.loadgen import ClientSpec, ConnectFailedError, Histogram, Recorder, SioClient, WorkerPool
 
 NAMESPACE = "/dashboard"
 
@@ -155,20 +156,6 @@ class ProcessSampler:
         return {"cpu_pct": round(max(c for c, _ in window), 1), "rss_mb": round(max(r for _, r in window) / 2**20, 1)}
 
 
-def latency_between(
-    recorder: Recorder, sent_at: dict[str, float], since: float, until: float
-) -> dict[str, float | int | None]:
-    """Send-to-receive latency of the order events A's own clients got, for orders sent in [since, until)."""
-    histogram = Histogram()
-    for by_order in recorder.recv_times.values():
-        for order_id, times in by_order.items():
-            sent = sent_at.get(order_id)
-            if sent is not None and since <= sent < until:
-                for received in times:
-                    histogram.add((received - sent) * 1000.0)
-    return histogram.summary()
-
-
 async def place_orders(
     emit: Callable[[str], Awaitable[tuple[str, float, bool]]], markets: Sequence[str], rate: float, *,
     stop: asyncio.Event, sent_at: dict[str, float], counts: dict[str, int],
@@ -194,19 +181,20 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     markets = [f"m{i}" for i in range(args.markets)]
     await target.start()
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
+    pool: WorkerPool | None = None
     try:
         await target.prepare(session, markets, clients=1)
         a_url, b_url = target.endpoints
-        recorder_b, recorder_a, rng = Recorder(), Recorder(), random.Random(args.seed)
+        recorder, rng, backoff = Recorder(), random.Random(args.seed), Backoff()
 
         def auth(index: int) -> dict[str, Any]:
             return target.auth_for(0, markets[index % len(markets)])
 
-        backoff = Backoff()
-        on_b = [
-            StormClient(i, b_url, a_url, "/dashboard", auth(i), recorder_b, backoff, rng) for i in range(args.clients)
-        ]
-        on_a = [StormClient(i, a_url, a_url, "/dashboard", auth(i), recorder_a, backoff, rng) for i in range(args.on_a)]
+        # A's own clients live in a process of their own: their latency is not the storm clients' loop's.
+        pool = WorkerPool([ClientSpec(a_url, 0, auth(i)) for i in range(args.on_a)], 1)
+        await pool.start()
+        await pool.connect()
+        on_b = [StormClient(i, b_url, a_url, NAMESPACE, auth(i), recorder, backoff, rng) for i in range(args.clients)]
         stop_clients, stop_orders = asyncio.Event(), asyncio.Event()
         gate = asyncio.Semaphore(64)
 
@@ -216,61 +204,79 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.wait_for(client.connected.wait(), 120)
                 return task
 
-        tasks = [await start(c) for c in on_a] + list(await asyncio.gather(*(start(c) for c in on_b)))
-        sampler = ProcessSampler(target.procs[0].pid)
-        sampler.start()
+        tasks = list(await asyncio.gather(*(start(c) for c in on_b)))
+        server, clients_process = ProcessSampler(target.procs[0].pid), ProcessSampler(os.getpid())
+        server.start()
+        clients_process.start()
+        created_at: dict[str, float] = {}
 
         async def emit(market: str) -> tuple[str, float, bool]:
-            outcome = await target.emit(session, market)
-            return outcome.order_id, outcome.sent_at, outcome.ok
+            """An order on A, as target.emit places it, keeping the server's `created_at`."""
+            _, body = target.order_body(market)
+            token = target._customer_tokens[len(created_at) % len(target._customer_tokens)]
+            sent = time.time()
+            headers = {"Authorization": f"Bearer {token}"}
+            async with session.post(f"{a_url}/api/v1/orders", json=body, headers=headers) as response:
+                if response.status != 201:
+                    return "", sent, False
+                order = await response.json()
+            created_at[order["id"]] = datetime.fromisoformat(order["created_at"]).timestamp()
+            return str(order["id"]), sent, True
 
         sent_at: dict[str, float] = {}
         counts: dict[str, int] = {}
-        orders = asyncio.ensure_future(
-            place_orders(emit, markets, args.rate, stop=stop_orders, sent_at=sent_at, counts=counts)
-        )
-        warm_start = time.time()
+        ordering = place_orders(emit, markets, args.rate, stop=stop_orders, sent_at=sent_at, counts=counts)
+        orders = asyncio.ensure_future(ordering)
         await asyncio.sleep(args.warm)
-        storm_wall, storm_start = time.time(), time.monotonic()
+        before = await pool.phase_result(created_at)
+        storm_start = time.monotonic()
         target.procs[1].send_signal(signal.SIGTERM if args.signal == "TERM" else signal.SIGKILL)
         while any(c.connected_to != a_url for c in on_b):
             await asyncio.sleep(0.05)
         all_back_s = time.monotonic() - storm_start
-        storm_end_wall = time.time()
+        during = await pool.phase_result(created_at)
         await asyncio.sleep(args.after)
         stop_orders.set()
         await orders
         expected = {f"market:{target.market_ids[m]}": n for m, n in counts.items()}
         deadline = time.monotonic() + 60
-        everyone = on_a + on_b
-        while exactly_once_problems(everyone, expected) and time.monotonic() < deadline:
+        while exactly_once_problems(on_b, expected) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-        problems = exactly_once_problems(everyone, expected)
+        problems = exactly_once_problems(on_b, expected)
+        after = await pool.phase_result(created_at)
         stop_clients.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await sampler.stop()
+        await server.stop()
+        await clients_process.stop()
         back = sorted(s for c in on_b for s in c.back_after_s)
+        a_dups = sum(phase["duplicates"] for phase in (before, during, after))
+        a_missing = after["still_missing"]
         return {
-            "clients_on_b": args.clients,
-            "clients_on_a": args.on_a,
-            "signal": args.signal,
-            "markets": args.markets,
-            "orders": sum(counts.values()),
-            "handshake_concurrency": args.handshakes or 16,
+            "clients_on_b": args.clients, "clients_on_a": args.on_a, "signal": args.signal, "markets": args.markets,
+            "orders": sum(counts.values()), "handshake_concurrency": args.handshakes or 16,
             "all_back_s": round(all_back_s, 2),
-            "reconnect_s": {"p50": _pct(back, 0.5), "p99": _pct(back, 0.99), "max": back[-1] if back else None},
+            "reconnect_s": {"p50": _pct(back, 0.5), "p99": _pct(back, 0.99), "max": _pct(back, 1.0)},
             "busy_refusals": sum(c.busy_refusals for c in on_b),
-            "a_peak_during_storm": sampler.peak(storm_start, storm_start + all_back_s + 1),
-            "a_before_storm": sampler.peak(storm_start - args.warm, storm_start),
-            "a_clients_latency_ms_before": latency_between(recorder_a, sent_at, warm_start, storm_wall),
-            "a_clients_latency_ms_during": latency_between(recorder_a, sent_at, storm_wall, storm_end_wall + 1),
-            "duplicates": recorder_a.duplicates + recorder_b.duplicates,
-            "exactly_once": not problems and recorder_a.duplicates + recorder_b.duplicates == 0,
+            "a_server_before_storm": server.peak(storm_start - args.warm, storm_start),
+            "a_server_peak_during_storm": server.peak(storm_start, storm_start + all_back_s + 1),
+            "storm_clients_process_peak": clients_process.peak(storm_start, storm_start + all_back_s + 1),
+            "a_clients_delivery_ms_before": _latency(before),
+            "a_clients_delivery_ms_during": _latency(during),
+            "duplicates": recorder.duplicates + a_dups,
+            "exactly_once": not problems and recorder.duplicates + a_dups == 0 and a_missing == 0,
             "problems": problems[:10],
-        }
+        }  # fmt: skip
     finally:
+        if pool is not None:
+            pool.terminate()
         await session.close()
         await target.stop()
+
+
+def _latency(phase: dict[str, Any]) -> dict[str, float | int | None]:
+    """Latency of A's clients in one phase: receive time - the order's created_at (server clock)."""
+    histogram: Histogram = phase["latency_hists"].get(0, Histogram())
+    return histogram.summary()
 
 
 def _pct(values: Sequence[float], p: float) -> float | None:

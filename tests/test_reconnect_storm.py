@@ -119,7 +119,7 @@ async def _until(predicate: Any, timeout: float, *, fail: bool = True) -> None:
 
 
 async def test_the_handshake_gate_runs_a_bounded_number_and_refuses_past_its_queue() -> None:
-    gate = HandshakeGate(limit=2, queue=1)
+    gate = HandshakeGate(limit=2, queue=2)
     release = asyncio.Event()
     outcomes: list[bool] = []
 
@@ -129,10 +129,34 @@ async def test_the_handshake_gate_runs_a_bounded_number_and_refuses_past_its_que
             if admitted:
                 await release.wait()
 
-    tasks = [asyncio.create_task(handshake()) for _ in range(4)]
-    await _until(lambda: len(outcomes) == 3, 5)  # two running, one refused, one waiting
-    assert (gate.running, gate.waiting, gate.refused) == (2, 1, 1)
-    assert outcomes.count(False) == 1
+    tasks = [asyncio.create_task(handshake()) for _ in range(5)]
+    # The first runs at once; the second once the loop is seen keeping up (a 20 ms tick); the third waits
+    # for a slot; with two waiting, the fourth and fifth are refused.
+    await _until(lambda: len(outcomes) == 4, 5)
+    assert (gate.running, gate.waiting, gate.refused) == (2, 1, 2)
+    assert outcomes.count(False) == 2
     release.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
-    assert outcomes.count(True) == 3 and gate.admitted == 3 and gate.running == 0
+    assert outcomes.count(True) == 3 and gate.admitted == 3 and gate.running == 0 and gate.waiting == 0
+
+
+async def test_the_handshake_gate_starts_no_second_handshake_while_the_loop_is_behind() -> None:
+    gate = HandshakeGate(limit=4, queue=10, max_lag=0.05)
+    release = asyncio.Event()
+    admitted_at: list[float] = []
+
+    async def handshake() -> None:
+        async with gate.admit():
+            admitted_at.append(time.monotonic())
+            await release.wait()
+
+    first = asyncio.create_task(handshake())
+    await _until(lambda: len(admitted_at) == 1, 5)
+    second = asyncio.create_task(handshake())
+    await asyncio.sleep(0)
+    blocked_from = time.monotonic()
+    time.sleep(0.2)  # the loop is held up: the gate's timer fires 200 ms late
+    await _until(lambda: len(admitted_at) == 2, 5)
+    assert admitted_at[1] - blocked_from >= 0.2 + 0.02  # not on the late tick, on the next, calm one
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
