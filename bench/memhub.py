@@ -1,5 +1,5 @@
 """`python -m hub` with a memory probe, for bench/memory.py: on SIGUSR1 the process writes, to the file
-named by MEMHUB_OUT (one JSON line appended per signal), its RSS, the live objects per type (count and
+named by MEMHUB_OUT plus `.N` for the Nth signal, its RSS, the live objects per type (count and
 shallow bytes, from the garbage collector) and, when tracemalloc runs (`python -X tracemalloc=1 -m
 bench.memhub`), the allocated bytes per source line. Nothing else differs from `python -m hub`."""
 
@@ -41,9 +41,16 @@ def probe() -> dict[str, Any]:
     return result
 
 
+_probes = 0
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    with open(os.environ["MEMHUB_OUT"], "a") as out:
-        out.write(json.dumps(probe()) + "\n")
+    global _probes  # noqa: PLW0603 - one counter for the process's signal handler
+    _probes += 1
+    path = f"{os.environ['MEMHUB_OUT']}.{_probes}"
+    with open(path + ".tmp", "w") as out:
+        json.dump(probe(), out)
+    os.replace(path + ".tmp", path)  # whole, or not there yet
 
 
 if __name__ == "__main__":

@@ -29,17 +29,17 @@ from bench.loadgen import ClientSpec, WorkerPool
 from bench.targets import HubTarget
 
 
-async def probe(target: HubTarget, out: Path) -> dict[str, Any]:
-    lines = out.read_text().splitlines() if out.exists() else []
+async def probe(target: HubTarget, out: Path, number: int) -> dict[str, Any]:
+    """Signal the hub for its `number`th probe and read it (bench/memhub.py writes it whole)."""
     os.kill(target.procs[0].pid, signal.SIGUSR1)
+    path = Path(f"{out}.{number}")
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the hub did not answer the memory probe")
         await asyncio.sleep(0.2)
-        now = out.read_text().splitlines() if out.exists() else []
-        if len(now) > len(lines):
-            result: dict[str, Any] = json.loads(now[-1])
-            return result
-    raise TimeoutError("the hub did not answer the memory probe")
+    result: dict[str, Any] = json.loads(path.read_text())
+    return result
 
 
 def per_connection(before: dict[str, Any], after: dict[str, Any], key: str, n: int, top: int) -> list[dict[str, Any]]:
@@ -54,7 +54,7 @@ def per_connection(before: dict[str, Any], after: dict[str, Any], key: str, n: i
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    out = Path(tempfile.mkdtemp(prefix="bench-memory-")) / "probe.jsonl"
+    out = Path(tempfile.mkdtemp(prefix="bench-memory-")) / "probe"
     python = [sys.executable, *(["-X", f"tracemalloc={args.frames}"] if args.trace else []), "-m", "bench.memhub"]
     target = HubTarget(instances=1, command=python, extra_env={"MEMHUB_OUT": str(out), **dict(args.env)})
     markets = [f"m{i}" for i in range(args.markets)]
@@ -68,10 +68,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         pool = WorkerPool(specs, args.workers, connect_concurrency=args.concurrency)
         await pool.start()
         await asyncio.sleep(2)
-        before = await probe(target, out)
+        before = await probe(target, out, 1)
         report = await pool.connect()
         await asyncio.sleep(args.settle)
-        after = await probe(target, out)
+        after = await probe(target, out, 2)
         n = report["connected"]
         result = {
             "connections": n, "connect_failed": report["failed"], "trace": args.trace, "env": dict(args.env),

@@ -61,7 +61,7 @@ class LoopLag:
 
 
 class HandshakeGate:
-    def __init__(self, *, limit: int, queue: int, max_lag: float = 0.02) -> None:
+    def __init__(self, *, limit: int, queue: int, max_lag: float = 0.05) -> None:
         self.limit = limit
         self.queue = queue
         self.max_lag = max_lag

@@ -10,9 +10,11 @@ Every python-engineio private name used here is listed in hub/realtime/internals
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import engineio
@@ -24,26 +26,76 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 log = logging.getLogger(__name__)
 
 
-class PacketQueue(asyncio.Queue[Any]):
-    """An Engine.IO socket's outgoing queue that knows roughly how many bytes it holds, and, once
-    the socket is on WebSocket, how many packets its writer has taken but not yet written."""
+class PacketQueue:
+    """An Engine.IO socket's outgoing queue: the part of asyncio.Queue's interface engineio uses (put,
+    put_nowait, get, get_nowait, empty, qsize, task_done, join), in a fraction of its memory: an
+    asyncio.Queue holds three deques and an Event (~3 KB) for every idle connection, this one a deque
+    only while it holds packets and a future only while someone waits. It also knows roughly how
+    many bytes it holds, and, once the socket is on WebSocket, how many packets its writer has taken
+    but not yet written; `on_put` (set by LeanSocket) starts a writer when the first packet comes."""
+
+    __slots__ = ("_getter", "_items", "_joiner", "_unfinished", "in_flight", "nbytes", "on_put", "socket")
 
     def __init__(self) -> None:
-        super().__init__()
+        self._items: collections.deque[Any] | None = None
+        self._getter: asyncio.Future[None] | None = None
+        self._joiner: asyncio.Future[None] | None = None
+        self._unfinished = 0
         self.nbytes = 0
         self.in_flight = 0
         self.socket: Any = None  # set when the socket opens its WebSocket
+        self.on_put: Callable[[], None] | None = None
 
-    def _put(self, item: Any) -> None:
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: Any) -> None:
+        if self._items is None:
+            self._items = collections.deque()
+        self._items.append(item)
         self.nbytes += _size(item)
-        super()._put(item)
+        self._unfinished += 1
+        getter, self._getter = self._getter, None
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+        if self.on_put is not None:
+            self.on_put()
 
-    def _get(self) -> Any:
-        item = super()._get()
+    async def put(self, item: Any) -> None:
+        self.put_nowait(item)
+
+    def get_nowait(self) -> Any:
+        items = self._items
+        if not items:
+            raise asyncio.QueueEmpty
+        item = items.popleft()
+        if not items:
+            self._items = None
         self.nbytes -= _size(item)
         if self.socket is not None and self.socket.upgraded:
             self.in_flight += 1
         return item
+
+    async def get(self) -> Any:
+        while not self._items:
+            if self._getter is None or self._getter.done():
+                self._getter = asyncio.get_running_loop().create_future()
+            await self._getter
+        return self.get_nowait()
+
+    def task_done(self) -> None:
+        self._unfinished = max(0, self._unfinished - 1)
+        if not self._unfinished and self._joiner is not None and not self._joiner.done():
+            self._joiner.set_result(None)
+
+    async def join(self) -> None:
+        while self._unfinished:
+            if self._joiner is None or self._joiner.done():
+                self._joiner = asyncio.get_running_loop().create_future()
+            await self._joiner
 
     def discard_all(self) -> None:
         while True:
@@ -111,8 +163,10 @@ def websocket_text_frame(payload: bytes) -> bytes:
 
 class LeanSocket(eio_async_socket.AsyncSocket):
     """engineio's socket with fewer tasks per connection (memory per idle dashboard): the next
-    ping waits on a timer, not in a sleeping task, and a WebSocket's reader waits for its next
-    message under a timeout instead of in a new task per message. Same packets on the wire."""
+    ping waits on a timer, not in a sleeping task; a WebSocket's reader waits for its next message
+    under a timeout instead of in a new task per message; and its writer is a task only while there
+    is something to write (engineio's waits in the queue, in a task of its own plus one for the
+    timeout). Same packets on the wire."""
 
     def schedule_ping(self) -> None:
         if self.last_ping:  # type: ignore[has-type]  # engineio's untyped attribute
@@ -129,60 +183,94 @@ class LeanSocket(eio_async_socket.AsyncSocket):
             await self.send(eio_packet.Packet(eio_packet.PING))
 
     async def _websocket_handler(self, ws: Any) -> Any:
-        if self.connected:  # type: ignore[has-type]  # engineio's untyped attribute
+        if self.connected or not isinstance(self.queue, PacketQueue):  # type: ignore[has-type]  # engineio's
             # An upgrade from long-polling: engineio's own path (rare; the dashboards use WebSocket).
             return await super()._websocket_handler(ws)
         self.connected = True
         self.upgraded = True
-        server = self.server
-        max_size = server.max_http_buffer_size
-        idle = server.ping_interval + server.ping_timeout
-        writer = asyncio.ensure_future(self._write_loop(ws))
+        queue = self.queue
+        # No writer task while there is nothing to write (broadcasts to an idle connection are written
+        # directly, hub/realtime/delivery.py): one starts with the first queued packet and ends when
+        # the queue is empty.
+        self.hub_writer: asyncio.Future[None] | None = None
+        self.hub_ws = ws
+        queue.on_put = self._start_writer
+        if not queue.empty():
+            self._start_writer()
         try:
-            while True:
-                try:
-                    async with asyncio.timeout(idle):
-                        data = await ws.wait()
-                except (Exception, asyncio.CancelledError):  # noqa: BLE001
-                    # Closed, timed out, broken, or cancelled by aiohttp when the peer went away (a
-                    # cut slow client): the connection ends and is closed below, as engineio does.
-                    break
-                if data is None:
-                    break
-                if len(data) > max_size:
-                    break
-                try:
-                    packet = eio_packet.Packet(encoded_packet=data)
-                except (ValueError, IndexError):  # not an Engine.IO packet: the connection ends
-                    log.warning("socket packet refused; disconnecting", extra={"why": "not an Engine.IO packet"})
-                    break
-                try:
-                    await self.receive(packet)
-                except engineio.exceptions.SocketIsClosedError:
-                    break
-                except engineio.exceptions.UnknownPacketError:
-                    pass
-                except Exception:
-                    log.exception("engine.io receive error")
+            await self._read(ws)
         finally:
-            await self.queue.put(None)  # lets the writer end
-            await writer
-        await self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+            await self._finish()
 
-    async def _write_loop(self, ws: Any) -> None:
+    async def _finish(self) -> None:
+        """Let the writer write what is queued and close the WebSocket, then close the socket. aiohttp
+        cancels this (the handler's) task when the connection is lost: the writer is shielded from that,
+        and the socket is closed all the same (else its rooms would outlive it)."""
+        queue = self.queue
+        queue.put_nowait(None)  # the writer's last packet: it closes the WebSocket
+        cancelled = False
+        try:
+            while (writer := self.hub_writer) is not None and not writer.done():
+                await asyncio.shield(writer)
+        except asyncio.CancelledError:
+            cancelled = True
+        queue.on_put = None
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _read(self, ws: Any) -> None:
+        """Hand each packet the client sends to engineio, until the connection ends."""
+        max_size = self.server.max_http_buffer_size
+        idle = self.server.ping_interval + self.server.ping_timeout
         while True:
             try:
-                packets = await self.poll()
-            except engineio.exceptions.QueueEmpty:
-                break
-            if not packets:
-                break
+                async with asyncio.timeout(idle):
+                    data = await ws.wait()
+            except (Exception, asyncio.CancelledError):  # noqa: BLE001
+                # Closed, timed out, broken, or cancelled by aiohttp when the peer went away (a cut
+                # slow client): the connection ends and is closed by the caller, as engineio does.
+                return
+            if data is None or len(data) > max_size:
+                return
             try:
-                for pkt in packets:
-                    await ws.send(pkt.encode())
-            except Exception:  # noqa: BLE001 - the peer is gone: stop writing
-                break
-        await ws.close()
+                packet = eio_packet.Packet(encoded_packet=data)
+            except (ValueError, IndexError):  # not an Engine.IO packet: the connection ends
+                log.warning("socket packet refused; disconnecting", extra={"why": "not an Engine.IO packet"})
+                return
+            try:
+                await self.receive(packet)
+            except engineio.exceptions.SocketIsClosedError:
+                return
+            except engineio.exceptions.UnknownPacketError:
+                pass
+            except Exception:
+                log.exception("engine.io receive error")
+
+    def _start_writer(self) -> None:
+        # A writer that has returned may not have run its done callbacks yet: it counts as gone.
+        if self.hub_writer is None or self.hub_writer.done():
+            self.hub_writer = asyncio.ensure_future(self._write_loop(self.hub_ws))
+
+    async def _write_loop(self, ws: Any) -> None:
+        """Write what is queued until the queue is empty (the next put starts another loop); a None
+        (the reader's end) closes the WebSocket."""
+        queue = self.queue
+        while True:
+            try:
+                pkt = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            queue.task_done()
+            if pkt is None:
+                await ws.close()
+                return
+            try:
+                await ws.send(pkt.encode())
+            except Exception:  # noqa: BLE001 - the peer is gone: stop writing, drop the rest
+                queue.on_put = None
+                await ws.close()
+                return
 
 
 class HubEngineServer(engineio.AsyncServer):

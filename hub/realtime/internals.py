@@ -73,7 +73,12 @@ INTERNALS: tuple[Internal, ...] = (
         ("ws",),
         "LeanSocket overrides it: reader without a task per message, its own writer loop",
     ),
-    Internal("engineio.async_socket.AsyncSocket", "poll", (), "LeanSocket's writer loop takes packets with it"),
+    Internal(
+        "engineio.async_socket.AsyncSocket",
+        "poll",
+        (),
+        "long-polling reads PacketQueue with it: get, task_done, get_nowait",
+    ),
     Internal("engineio.async_socket.AsyncSocket", "receive", ("pkt",), "LeanSocket's reader hands packets to it"),
     Internal("engineio.async_socket.AsyncSocket", "send", ("pkt",), "LeanSocket sends its pings with it"),
     Internal(
@@ -95,7 +100,7 @@ INTERNALS: tuple[Internal, ...] = (
         "TrackedWebSocket overrides it to count packets written",
     ),
     Internal("engineio.async_drivers.aiohttp.WebSocket", "wait", (), "LeanSocket's reader awaits messages with it"),
-    Internal("engineio.async_drivers.aiohttp.WebSocket", "close", (), "LeanSocket's writer loop closes with it"),
+    Internal("engineio.async_drivers.aiohttp.WebSocket", "close", (), "LeanSocket's writer closes with it"),
     Internal(
         "engineio.packet.Packet",
         "__init__",
@@ -109,7 +114,6 @@ INTERNALS: tuple[Internal, ...] = (
         "Delivery relies on its cache (encode_cache): one encode shared by every recipient",
     ),
     Internal("engineio.exceptions", "SocketIsClosedError", None, "LeanSocket"),
-    Internal("engineio.exceptions", "QueueEmpty", None, "LeanSocket's writer loop"),
     Internal("engineio.exceptions", "UnknownPacketError", None, "LeanSocket's reader"),
     # Socket.IO server: hub/realtime/server.py
     Internal("socketio.async_server.AsyncServer", "_engineio_server_class", (), "HubServer returns HubEngineServer"),
