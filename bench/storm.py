@@ -7,7 +7,7 @@ sets them) and connect to A with `auth.since` = the last seq they applied per st
 failed attempt backs off again, twice as long. The load balancer's failover is modelled by
 reconnecting to A directly.
 
-Used by tests/test_reconnect_storm.py (a few hundred clients) and by the command line (the bench):
+Used by tests/realtime/test_reconnect_storm.py (a few hundred clients) and by the command line (the bench):
 
     python -m bench.storm --clients 3000 --signal TERM     # and --signal KILL
 

@@ -3,7 +3,7 @@ private methods it overrides or calls, undocumented classes it subclasses, attri
 
 `verify()` checks, in the installed versions, that each exists and (for a callable) takes the
 parameters the hub's code expects; the hub calls it at start (hub/realtime/server.py) and
-tests/test_socketio_internals.py in CI, so an upgrade that changes one fails loudly instead of
+tests/realtime/test_socketio_internals.py in CI, so an upgrade that changes one fails loudly instead of
 breaking the delivery path quietly. Attributes set on instances are checked by that test, on real
 instances. docs/socketio-internals.md says, per override, which public hook would make it go away.
 When a version changes one of these, adapt the hub's code and this list together.

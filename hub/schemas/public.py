@@ -2,7 +2,7 @@
 
 The stored models (store/models.py) are what the system of record holds; the models here are what leaves
 the server. Each names its fields, so a field added to a stored model stays private until it is added
-here too (tests/test_public_models.py checks it). `of(stored)` reads the named fields from the stored
+here too (tests/api/test_public_models.py checks it). `of(stored)` reads the named fields from the stored
 object's attributes, nested models included. The schema titles keep the OpenAPI component names
 (`Order`, `Market`, ...) the contract has always used.
 """

@@ -1,0 +1,186 @@
+"""Rate limits: per client IP, per user, per sign-in email; shared through Redis; fail open."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient
+
+from hub.app import create_app
+from hub.client_ip import client_ip
+from hub.keys import request_limiter_key
+from hub.ratelimit import RedisLimitCounter
+from hub.settings import Settings
+from tests.helpers.api import expect_error, read_metric, sign_up, unique_email
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own on the shared Redis; its keys are deleted afterwards."""
+    prefix = f"test-rl-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    redis = aioredis.from_url(REDIS_URL)
+    async for key in redis.scan_iter(match=f"{prefix}:*"):
+        await redis.delete(key)
+    await redis.aclose()
+
+
+async def limited_client(aiohttp_client: MakeClient, make_settings: Callable[..., Settings], **overrides: Any) -> Any:
+    return await aiohttp_client(create_app(make_settings(**overrides)))
+
+
+async def assert_rate_limited(response: Any, *, max_retry_after: int = 60) -> None:
+    await expect_error(response, 429, "RATE_LIMITED")
+    retry_after = int(response.headers["Retry-After"])
+    assert 1 <= retry_after <= max_retry_after
+
+
+async def test_in_memory_limit_per_ip_with_retry_after(aiohttp_client: MakeClient, make_settings: Any) -> None:
+    client = await limited_client(aiohttp_client, make_settings, rate_limit_per_minute=3)
+    # TRUSTED_PROXY_COUNT is 0: a made-up X-Forwarded-For does not make another client.
+    for n in range(3):
+        response = await client.get("/api/v1/markets", headers={"X-Forwarded-For": f"10.0.0.{n}"})
+        assert response.status == 200, await response.text()
+    refused = await client.get("/api/v1/markets", headers={"X-Forwarded-For": "10.0.0.99"})
+    await assert_rate_limited(refused)
+    assert refused.headers["X-Request-ID"]
+
+    # Exempt: liveness, readiness, metrics, pages, static assets and docs.
+    for path in ("/health", "/ready", "/metrics", "/", "/static/app.css", "/api/openapi.json"):
+        response = await client.get(path)
+        assert response.status == 200, (path, response.status)
+    assert await read_metric(client, "hub_rate_limited_requests_total", scope="ip") == 1
+
+
+async def test_limit_per_hour(aiohttp_client: MakeClient, make_settings: Any) -> None:
+    client = await limited_client(
+        aiohttp_client,
+        make_settings,
+        rate_limit_per_minute=50,
+        rate_limit_per_hour=2,
+        rate_limit_strategy="fixed-window",
+    )
+    assert (await client.get("/api/v1/products")).status == 200
+    assert (await client.get("/api/v1/products")).status == 200
+    await assert_rate_limited(await client.get("/api/v1/products"), max_retry_after=3600)
+
+
+async def test_limit_per_user_across_addresses(aiohttp_client: MakeClient, make_settings: Any) -> None:
+    client = await limited_client(aiohttp_client, make_settings, rate_limit_per_minute=5, trusted_proxy_count=1)
+    account = await sign_up(client)  # 2 requests from 127.0.0.1, no token
+    # One trusted proxy: each request comes from another client address, but with the same token.
+    for n in range(5):
+        headers = {**account.headers, "X-Forwarded-For": f"198.51.100.{n}"}
+        response = await client.get("/api/v1/users/me", headers=headers)
+        assert response.status == 200, await response.text()
+    refused = await client.get("/api/v1/users/me", headers={**account.headers, "X-Forwarded-For": "198.51.100.77"})
+    await assert_rate_limited(refused)
+    # Without the token the new address is a client of its own.
+    assert (await client.get("/api/v1/markets", headers={"X-Forwarded-For": "198.51.100.78"})).status == 200
+    assert await read_metric(client, "hub_rate_limited_requests_total", scope="user") == 1
+
+
+async def test_login_limited_per_email_and_body_still_read(aiohttp_client: MakeClient, make_settings: Any) -> None:
+    client = await limited_client(aiohttp_client, make_settings, login_rate_limit_per_minute=2, trusted_proxy_count=1)
+    email = unique_email("victim")
+    for n in range(2):
+        response = await client.post(
+            "/api/v1/users/login",
+            json={"email": email, "password": "wrong password"},
+            headers={"X-Forwarded-For": f"203.0.113.{n}"},
+        )
+        # 401, not 400: the handler read the body that the limiter had read first.
+        await expect_error(response, 401, "UNAUTHORIZED")
+    refused = await client.post(
+        "/api/v1/users/login",
+        json={"email": email.upper(), "password": "x"},
+        headers={"X-Forwarded-For": "203.0.113.9"},
+    )
+    await assert_rate_limited(refused)
+    other = await client.post("/api/v1/users/login", json={"email": unique_email(), "password": "wrong password"})
+    await expect_error(other, 401, "UNAUTHORIZED")
+    # A body that is not JSON is still the handler's to refuse.
+    await expect_error(await client.post("/api/v1/users/login", data=b"{not json"), 400, "BAD_REQUEST")
+    assert await read_metric(client, "hub_rate_limited_requests_total", scope="email") == 1
+
+
+async def test_limit_shared_between_instances_through_redis(
+    aiohttp_client: MakeClient, make_settings: Any, redis_prefix: str
+) -> None:
+    shared = {"redis_url": REDIS_URL, "rate_limit_key_prefix": redis_prefix, "rate_limit_per_minute": 4}
+    instance_a = await limited_client(aiohttp_client, make_settings, **shared)
+    instance_b = await limited_client(aiohttp_client, make_settings, **shared)
+    for client in (instance_a, instance_b, instance_a, instance_b):
+        assert (await client.get("/api/v1/markets")).status == 200
+    # Four hits in all: the fifth is refused, whichever instance gets it.
+    await assert_rate_limited(await instance_b.get("/api/v1/markets"))
+    await assert_rate_limited(await instance_a.get("/api/v1/markets"))
+    assert await read_metric(instance_b, "hub_rate_limited_requests_total", scope="ip") == 1
+
+    # Another prefix is another set of limits.
+    elsewhere = await limited_client(
+        aiohttp_client, make_settings, **{**shared, "rate_limit_key_prefix": redis_prefix + "-other"}
+    )
+    assert (await elsewhere.get("/api/v1/markets")).status == 200
+    redis = aioredis.from_url(REDIS_URL)
+    try:
+        assert [key async for key in redis.scan_iter(match=f"{redis_prefix}:ratelimit*")]
+    finally:
+        await redis.aclose()
+
+
+async def test_every_limit_of_a_request_in_one_redis_round_trip(
+    aiohttp_client: MakeClient, make_settings: Any, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(make_settings(redis_url=REDIS_URL, rate_limit_key_prefix=redis_prefix, rate_limit_per_minute=50))
+    client = await aiohttp_client(app)
+    account = await sign_up(client)  # the script is loaded into Redis by now
+    counter = app[request_limiter_key].counter
+    assert isinstance(counter, RedisLimitCounter)
+    sent: list[Any] = []
+    execute = counter.redis.execute_command
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        sent.append(args[0])
+        return await execute(*args, **kwargs)
+
+    monkeypatch.setattr(counter.redis, "execute_command", counted)
+    # Per address and per user, per minute and per hour: four limits, one round trip.
+    assert (await client.get("/api/v1/users/me", headers=account.headers)).status == 200
+    assert sent == ["EVALSHA"]
+
+
+async def test_redis_down_fails_open(aiohttp_client: MakeClient, make_settings: Any) -> None:
+    # Nothing listens on port 1: every Redis call fails at once.
+    client = await limited_client(
+        aiohttp_client, make_settings, redis_url="redis://127.0.0.1:1/0", rate_limit_per_minute=1
+    )
+    for _ in range(3):
+        response = await client.get("/api/v1/markets")
+        assert response.status == 200, await response.text()
+    assert await read_metric(client, "hub_rate_limit_storage_errors_total") >= 1
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "trusted", "expected"),
+    [
+        ("10.1.1.1", [], 0, "10.1.1.1"),
+        ("10.1.1.1", ["6.6.6.6"], 0, "10.1.1.1"),  # no trusted proxy: the header is ignored
+        ("10.1.1.1", ["6.6.6.6, 192.0.2.7"], 1, "192.0.2.7"),  # the proxy's entry, not the client's claim
+        ("10.1.1.1", ["6.6.6.6, 192.0.2.7", "10.0.0.2"], 2, "192.0.2.7"),  # several headers are one list
+        ("10.1.1.1", ["192.0.2.7"], 2, "10.1.1.1"),  # fewer hops than proxies: not believed
+        ("10.1.1.1", ["not-an-ip"], 1, "10.1.1.1"),
+        ("10.1.1.1", ["[2001:db8::1]:443"], 1, "2001:db8::1"),
+        ("10.1.1.1", ["192.0.2.7:5123"], 1, "192.0.2.7"),
+        (None, [], 0, "unknown"),
+    ],
+)
+def test_client_ip(peer: str | None, forwarded: list[str], trusted: int, expected: str) -> None:
+    assert client_ip(peer, forwarded, trusted) == expected

@@ -1,0 +1,162 @@
+"""Reconnect storm, small enough for CI: a few hundred dashboards on instance B; B is stopped (SIGTERM,
+then in another run SIGKILL) while orders keep coming on A; every client reconnects to A with the JS
+client's randomized backoff and `since`, and ends with every event of its market exactly once. A admits
+a bounded number of handshakes at once: with a small bound and queue some clients are told `busy`
+and come back later. The 3,000-client run with figures is `python -m bench.storm` (bench/README.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bench.loadgen import Recorder
+from bench.storm import Backoff, StormClient, exactly_once_problems, place_orders
+from hub.realtime.admission import HandshakeGate
+from tests.helpers.api import metric_value
+from tests.helpers.processes import HubFleet, hubs  # noqa: F401 - the fixture
+from tests.helpers.socket_clients import dashboard_auth, open_shop
+
+SHARED_REDIS = "redis://127.0.0.1:6379/0"
+LIMITS = {"rate_limit_per_minute": "1000000", "rate_limit_per_hour": "10000000"}
+CLIENTS_ON_B = 200
+CLIENTS_ON_A = 10
+MARKETS = 2
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("stop_signal", ["TERM", "KILL"])
+async def test_every_client_of_a_stopped_instance_catches_up_on_the_other_exactly_once(
+    hubs: HubFleet,  # noqa: F811 - the fixture
+    db_name: str,
+    stop_signal: str,
+) -> None:
+    channel = f"test-{uuid.uuid4().hex[:12]}"
+    admission = {"socket_handshake_concurrency": "4", "socket_handshake_queue": "20"}
+    a, b = await asyncio.gather(
+        asyncio.to_thread(hubs.start, db_name=db_name, redis_url=SHARED_REDIS, redis_channel=channel,
+                          **LIMITS, **admission),
+        asyncio.to_thread(hubs.start, db_name=db_name, redis_url=SHARED_REDIS, redis_channel=channel, **LIMITS),
+    )  # fmt: skip
+    async with aiohttp.ClientSession(base_url=a.url) as http:
+        shops = [await open_shop(http) for _ in range(MARKETS)]
+        by_market = {shop.market_id: shop for shop in shops}
+        rng, backoff = random.Random(7), Backoff()
+        recorder = Recorder()
+
+        def client(index: int, first: str) -> StormClient:
+            shop = shops[index % MARKETS]
+            auth = dashboard_auth(shop.admin, shop.market_id)
+            return StormClient(index, first, a.url, "/dashboard", auth, recorder, backoff, rng)
+
+        on_b = [client(i, b.url) for i in range(CLIENTS_ON_B)]
+        on_a = [client(i, a.url) for i in range(CLIENTS_ON_A)]
+        stop_clients, stop_orders = asyncio.Event(), asyncio.Event()
+        orders: asyncio.Task[None] | None = None
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as sockets:
+            tasks = [asyncio.create_task(c.run(sockets, stop_clients)) for c in [*on_a, *on_b]]
+            try:
+                await _all_connected([*on_a, *on_b], 60)
+                assert {c.connected_to for c in on_b} == {b.url}
+
+                async def emit(market_id: str) -> tuple[str, float, bool]:
+                    order = await by_market[market_id].place_order(by_market[market_id].customers[0])
+                    return str(order["id"]), time.time(), True
+
+                sent_at: dict[str, float] = {}
+                counts: dict[str, int] = {}
+                orders = asyncio.create_task(
+                    place_orders(emit, list(by_market), 20, stop=stop_orders, sent_at=sent_at, counts=counts)
+                )
+                await _until(lambda: sum(counts.values()) >= 10, 30)
+                await asyncio.to_thread(b.stop if stop_signal == "TERM" else lambda: _kill(b))
+                await _until(lambda: all(c.connected_to == a.url for c in on_b), 60)
+                settled = sum(counts.values())
+                await _until(lambda: sum(counts.values()) >= settled + 10, 30)  # orders after the storm too
+                stop_orders.set()
+                await orders
+
+                expected = {f"market:{market_id}": n for market_id, n in counts.items()}
+                await _until(lambda: not exactly_once_problems([*on_a, *on_b], expected), 30, fail=False)
+                assert exactly_once_problems([*on_a, *on_b], expected) == []
+                assert recorder.duplicates == 0
+                assert all(c.back_after_s for c in on_b)  # every client of B came back, to A
+                exposition = await (await http.get("/metrics")).text()
+                assert metric_value(exposition, "hub_socketio_handshakes_refused_total") > 0  # told `busy`
+                assert sum(c.busy_refusals for c in on_b) > 0
+            finally:
+                stop_orders.set()
+                if orders is not None:
+                    await asyncio.gather(orders, return_exceptions=True)
+                stop_clients.set()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _kill(hub: Any) -> None:
+    hub.process.kill()
+    hub.process.wait(10)
+
+
+async def _all_connected(clients: list[StormClient], timeout: float) -> None:
+    await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients)), timeout)
+
+
+async def _until(predicate: Any, timeout: float, *, fail: bool = True) -> None:
+    """Polls a condition the clients' own tasks change (no single event to await); bounded."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            assert not fail, "condition not reached in time"
+            return
+        await asyncio.sleep(0.05)
+
+
+async def test_the_handshake_gate_runs_a_bounded_number_and_refuses_past_its_queue() -> None:
+    gate = HandshakeGate(limit=2, queue=2)
+    release = asyncio.Event()
+    outcomes: list[bool] = []
+
+    async def handshake() -> None:
+        async with gate.admit() as admitted:
+            outcomes.append(admitted)
+            if admitted:
+                await release.wait()
+
+    tasks = [asyncio.create_task(handshake()) for _ in range(5)]
+    # The first runs at once; the second once the loop is seen keeping up (a 20 ms tick); the third waits
+    # for a slot; with two waiting, the fourth and fifth are refused.
+    await _until(lambda: len(outcomes) == 4, 5)
+    assert (gate.running, gate.waiting, gate.refused) == (2, 1, 2)
+    assert outcomes.count(False) == 2
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert outcomes.count(True) == 3 and gate.admitted == 3 and gate.running == 0 and gate.waiting == 0
+
+
+async def test_the_handshake_gate_starts_no_second_handshake_while_the_loop_is_behind() -> None:
+    gate = HandshakeGate(limit=4, queue=10, max_lag=0.05)
+    release = asyncio.Event()
+    admitted_at: list[float] = []
+
+    async def handshake() -> None:
+        async with gate.admit():
+            admitted_at.append(time.monotonic())
+            await release.wait()
+
+    first = asyncio.create_task(handshake())
+    await _until(lambda: len(admitted_at) == 1, 5)
+    second = asyncio.create_task(handshake())
+    await asyncio.sleep(0)
+    blocked_from = time.monotonic()
+    time.sleep(0.2)  # the loop is held up: the gate's timer fires 200 ms late
+    await _until(lambda: len(admitted_at) == 2, 5)
+    assert admitted_at[1] - blocked_from >= 0.2 + 0.02  # not on the late tick, on the next, calm one
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
