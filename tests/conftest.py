@@ -3,6 +3,7 @@ its client, base URLs, the page-test browser (tests/helpers/browser.py). Helpers
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -14,8 +15,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from hub.app import create_app
+from hub.keys import order_follow_up_key
 from hub.settings import Settings
 from tests.helpers.api import TEST_SECRET
+from tests.helpers.faults import KilledPublisher, PublisherDies
 from tests.helpers.nx import NxServer
 
 
@@ -75,6 +78,24 @@ def app(settings: Settings) -> web.Application:
 @pytest.fixture
 async def client(aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], app: web.Application) -> TestClient:
     return await aiohttp_client(app)
+
+
+@pytest.fixture
+def publisher_dies(app: web.Application) -> PublisherDies:
+    """`with publisher_dies(): ...`: the app's order writes succeed, then the process "dies" before any of
+    their events reaches the history (the outbox keeps them for the repair pass); the real publisher after."""
+
+    @contextlib.contextmanager
+    def dying() -> Iterator[None]:
+        follow_up = app[order_follow_up_key]
+        publisher = follow_up.publisher
+        follow_up.publisher = KilledPublisher()  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            follow_up.publisher = publisher
+
+    return dying
 
 
 # Multi-process fixtures (real hub processes, a private redis-server): see tests/helpers/processes.py.

@@ -17,8 +17,7 @@ from aiohttp.test_utils import TestClient
 from mongomock_motor import AsyncMongoMockClient
 
 from hub.app import create_app
-from hub.keys import order_follow_up_key, order_sweeper_key, realtime_key, store_key
-from hub.orders.followup import OrderFollowUp
+from hub.keys import order_sweeper_key, realtime_key, store_key
 from hub.settings import Settings
 from store.client import connect
 from store.codec import now
@@ -26,7 +25,8 @@ from store.database import Store
 from store.events import EventLog
 from store.models import Order, OrderItem, OrderStatus, PendingEvent, StatusChange
 from tests.helpers.api import server_url
-from tests.helpers.socket_clients import LiveClient, Shop, dashboard_auth, open_shop
+from tests.helpers.faults import PublisherDies
+from tests.helpers.socket_clients import LiveClient, Shop, barrier, dashboard_auth, open_shop
 
 # The sweeper stays out of the way: each test runs the repair pass itself, when it means to.
 QUIET_SWEEPER = {"order_sweep_interval_seconds": 3600}
@@ -38,13 +38,6 @@ def settings(make_settings: Callable[..., Settings], db_name: str) -> Settings:
     # Through Redis (a channel of its own), as in production: a second instance's emits reach
     # the clients connected to the first.
     return make_settings(redis_url=SHARED_REDIS, redis_channel=f"test-{db_name}", **QUIET_SWEEPER)
-
-
-class KilledPublisher:
-    """The process dies after the order write, before anything reaches the history."""
-
-    async def publish_pending(self, order: Order, *, fresh_version: int | None) -> bool:
-        raise RuntimeError("killed between the order write and the history write")
 
 
 async def watch(client: TestClient, shop: Shop) -> tuple[LiveClient, LiveClient]:
@@ -74,17 +67,14 @@ async def age_outboxes(app: web.Application, seconds: int = 60) -> None:
 
 
 async def test_events_left_by_a_killed_writer_are_published_once_in_order(
-    client: TestClient, app: web.Application
+    client: TestClient, app: web.Application, publisher_dies: PublisherDies
 ) -> None:
     shop = await open_shop(client)
     dashboard, feed = await watch(client, shop)
-    follow_up: OrderFollowUp = app[order_follow_up_key]
-    publisher = follow_up.publisher
-    assert publisher is not None
-    follow_up.publisher = KilledPublisher()
-    placed = await shop.place_order(shop.customers[0])
-    await shop.move(placed["id"], "confirmed")
-    await shop.move(placed["id"], "preparing")
+    with publisher_dies():
+        placed = await shop.place_order(shop.customers[0])
+        await shop.move(placed["id"], "confirmed")
+        await shop.move(placed["id"], "preparing")
     assert "outbox" not in placed
     outbox, _ = await outbox_of(app, placed["id"])
     assert [(event["name"], event["version"]) for event in outbox] == [
@@ -92,7 +82,6 @@ async def test_events_left_by_a_killed_writer_are_published_once_in_order(
     shown = await client.get(f"/api/v1/orders/{placed['id']}", headers=shop.admin.headers)
     assert "outbox" not in await shown.json()
 
-    follow_up.publisher = publisher
     sweeper = app[order_sweeper_key]
     assert await sweeper.publish_unpublished() == 0  # younger than the repair bound: maybe still in flight
     await age_outboxes(app)
@@ -102,7 +91,7 @@ async def test_events_left_by_a_killed_writer_are_published_once_in_order(
     for live in (dashboard, feed):
         await live.wait(lambda live=live: len(live.events()) >= 3)
     assert await app[order_sweeper_key].publish_unpublished(older_than=timedelta(0)) == 0  # nothing left
-    await asyncio.sleep(0.3)  # a second copy would have arrived by now
+    await barrier(shop, shop.customers[0], dashboard, feed)  # a second copy would have arrived before it
     for live in (dashboard, feed):
         assert versions(live) == expected
         assert live.seqs() == [1, 2, 3]
@@ -112,16 +101,12 @@ async def test_events_left_by_a_killed_writer_are_published_once_in_order(
 
 
 async def test_a_move_publishes_the_created_event_a_killed_placement_left_first(
-    client: TestClient, app: web.Application
+    client: TestClient, app: web.Application, publisher_dies: PublisherDies
 ) -> None:
     shop = await open_shop(client)
     dashboard, feed = await watch(client, shop)
-    follow_up: OrderFollowUp = app[order_follow_up_key]
-    publisher = follow_up.publisher
-    assert publisher is not None
-    follow_up.publisher = KilledPublisher()
-    placed = await shop.place_order(shop.customers[0])
-    follow_up.publisher = publisher
+    with publisher_dies():
+        placed = await shop.place_order(shop.customers[0])
 
     await shop.move(placed["id"], "confirmed")  # waits a moment for the dead writer, then publishes for it
     for live in (dashboard, feed):
@@ -154,14 +139,14 @@ async def test_a_writer_killed_after_the_history_write_is_not_published_twice(
     await shop.move(placed["id"], "confirmed")
     for live in (dashboard, feed):
         await live.wait(lambda live=live: len(live.events()) >= 2)
-    await asyncio.sleep(0.3)
+    assert await app[realtime_key].events.current_seq(f"market:{shop.market_id}") == 2
+    history = app[store_key].db["event_history"]
+    assert await history.count_documents({"stream": f"market:{shop.market_id}"}) == 2
+    await barrier(shop, shop.customers[0], dashboard, feed)
     for live in (dashboard, feed):
         # The repair cannot know the writer emitted before it died: it emits the stored event
         # again, same seq and payload, which a client drops (static/js/live.js applies by seq).
         assert applied_by_seq(live) == [(1, "order:created"), (2, "order:updated")]
-    assert await app[realtime_key].events.current_seq(f"market:{shop.market_id}") == 2
-    history = app[store_key].db["event_history"]
-    assert await history.count_documents({"stream": f"market:{shop.market_id}"}) == 2
     await asyncio.gather(dashboard.close(), feed.close())
 
 
@@ -318,16 +303,13 @@ async def second_app(
 
 
 async def test_two_instances_repairing_at_once_publish_each_event_once(
-    client: TestClient, app: web.Application, second_app: web.Application
+    client: TestClient, app: web.Application, second_app: web.Application, publisher_dies: PublisherDies
 ) -> None:
     shop = await open_shop(client, customers=1)
     dashboard, feed = await watch(client, shop)
-    follow_up: OrderFollowUp = app[order_follow_up_key]
-    publisher = follow_up.publisher
-    follow_up.publisher = KilledPublisher()
-    placed = [await shop.place_order(shop.customers[0]) for _ in range(4)]
-    await shop.move(placed[0]["id"], "confirmed")
-    follow_up.publisher = publisher
+    with publisher_dies():
+        placed = [await shop.place_order(shop.customers[0]) for _ in range(4)]
+        await shop.move(placed[0]["id"], "confirmed")
     await age_outboxes(app)
 
     repairs = [app[order_sweeper_key], second_app[order_sweeper_key]] * 2
@@ -350,17 +332,14 @@ async def test_two_instances_repairing_at_once_publish_each_event_once(
 
 
 async def test_publishers_racing_on_one_event_store_it_once(
-    client: TestClient, app: web.Application, second_app: web.Application
+    client: TestClient, app: web.Application, second_app: web.Application, publisher_dies: PublisherDies
 ) -> None:
     """No claim at all (the publishers themselves, at once): the history's unique key still keeps
     one copy, and the losers take no number (no hole)."""
     shop = await open_shop(client)
     dashboard, feed = await watch(client, shop)
-    follow_up: OrderFollowUp = app[order_follow_up_key]
-    publisher = follow_up.publisher
-    follow_up.publisher = KilledPublisher()
-    placed = await shop.place_order(shop.customers[0])
-    follow_up.publisher = publisher
+    with publisher_dies():
+        placed = await shop.place_order(shop.customers[0])
     order = await app[store_key].orders.get(placed["id"])
     assert order is not None and order.outbox
 

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from hub.app import create_app
 from hub.settings import Settings
 from tests.helpers.api import TEST_SECRET, make_super_admin, server_url, sign_up
-from tests.helpers.socket_clients import LiveClient, dashboard_auth, open_shop
+from tests.helpers.socket_clients import LiveClient, barrier, dashboard_auth, open_shop
 
 LIMITS = {"rate_limit_per_minute": 100_000, "rate_limit_per_hour": 1_000_000}
 
@@ -113,8 +113,8 @@ async def test_each_connection_gets_only_its_streams(client: TestClient) -> None
     stats = await dashboard.call("stats:get")
     assert stats["market_id"] == shop.market_id and stats["orders_total"] == 1
 
-    # Whatever reached the others, it was nothing of this order.
-    await asyncio.sleep(0.3)
+    # Whatever reached the others, it was nothing of this order: their own marker order comes after it.
+    await barrier(other_shop, bystander, other_dashboard, bystander_feed)
     assert other_dashboard.events() == [] and bystander_feed.events() == []
     assert all(data["market_id"] == other_shop.market_id for data in other_dashboard.events("stats"))
     await asyncio.gather(*(c.close() for c in clients))

@@ -14,7 +14,7 @@ from hub.app import create_app
 from hub.keys import store_key
 from hub.settings import Settings
 from tests.helpers.api import server_url
-from tests.helpers.socket_clients import LiveClient, dashboard_auth, open_shop
+from tests.helpers.socket_clients import LiveClient, barrier, dashboard_auth, open_shop
 
 LIMITS = {"rate_limit_per_minute": 100_000, "rate_limit_per_hour": 1_000_000}
 
@@ -51,7 +51,7 @@ async def test_reconnect_with_since_gets_exactly_the_missed_events_first(client:
     await asyncio.gather(dashboard.connect(), feed.connect())
     await dashboard.wait(lambda: len(dashboard.events()) >= 3 and bool(dashboard.events("stats")))
     await feed.wait(lambda: len(feed.events()) >= 3)
-    await asyncio.sleep(0.3)  # anything extra (a duplicate) would have arrived by now
+    await barrier(shop, customer, dashboard, feed)  # anything extra (a duplicate) would have arrived before it
 
     for live, stream in ((dashboard, market_stream), (feed, user_stream)):
         assert live.seqs() == [2, 3, 4]
@@ -81,7 +81,7 @@ async def test_reconnect_while_orders_keep_coming_has_no_gap_and_no_duplicate(cl
     await dashboard.connect()
     await traffic
     await dashboard.wait(lambda: len(dashboard.seqs()) >= 13)
-    await asyncio.sleep(0.3)
+    await barrier(shop, customer, dashboard)
     assert dashboard.seqs() == list(range(2, 15))
     await dashboard.close()
 
