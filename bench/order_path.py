@@ -37,6 +37,7 @@ from pymongo import monitoring
 
 from bench.run import RESULTS_DIR, sample
 from hub.clock import SystemClock
+from hub.metrics import HubMetrics
 from hub.orders.cleanup import MarkerCleanup
 from hub.orders.followup import OrderFollowUp
 from hub.orders.placing import OrderPlacing
@@ -102,7 +103,7 @@ async def open_shop(url: str, driver: str, counter: CommandCount) -> AsyncIterat
     events = EventLog(db, max_events=1000, max_age=timedelta(hours=24))
     await events.create_indexes()
     cleanup = MarkerCleanup(store)
-    follow_up = OrderFollowUp(store, publisher=Publisher(events, NoEmits()), cleanup=cleanup)
+    follow_up = OrderFollowUp(store, publisher=Publisher(events, NoEmits(), HubMetrics()), cleanup=cleanup)
     placing = OrderPlacing(store, follow_up, cleanup, clock=SystemClock())
     market = await store.markets.insert(
         uuid.uuid4().hex[:24],

@@ -168,10 +168,13 @@ def _email_notices(app: web.Application) -> EmailNotices | None:
     if not settings.email_service_url:
         return None
     notices = EmailNotices(
-        url=settings.email_service_url, sender=settings.email_sender, users=store.users, markets=store.markets
+        url=settings.email_service_url,
+        sender=settings.email_sender,
+        users=store.users,
+        markets=store.markets,
+        metrics=app[metrics_key],
     )
     app[email_notices_key] = notices
-    app[metrics_key].email_failures.count_from(lambda: notices.failures)
     return notices
 
 

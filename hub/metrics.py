@@ -7,32 +7,12 @@ HubMetrics object from the app factory and move its counters; they never import 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 WEBHOOK_LAG_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 6 * 3600.0, 24 * 3600.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-class CountedElsewhere(Collector):
-    """A counter whose value another object keeps (e.g. EmailNotices.failures): read at each scrape."""
-
-    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
-        self.name = name
-        self.documentation = documentation
-        self.sources: list[Callable[[], float]] = []
-        registry.register(self)
-
-    def count_from(self, source: Callable[[], float]) -> None:
-        self.sources.append(source)
-
-    def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(self.name, self.documentation, value=sum(source() for source in self.sources))
 
 
 class HubMetrics:
@@ -96,19 +76,22 @@ class HubMetrics:
             "hub_webhook_lag_seconds", "From an order event to its webhook delivery (2xx)", buckets=WEBHOOK_LAG_BUCKETS,
             registry=r,
         )  # fmt: skip
-        self.email_failures = CountedElsewhere("hub_email_failures", "Emails that could not be sent", r)
-        self.socket_handshakes_refused = CountedElsewhere(
-            "hub_socketio_handshakes_refused", "Socket.IO handshakes refused with `busy` (admission queue full)", r
-        )
+        self.email_failures = Counter("hub_email_failures", "Emails that could not be sent", registry=r)
+        self.socket_handshakes_refused = Counter(
+            "hub_socketio_handshakes_refused", "Socket.IO handshakes refused with `busy` (admission queue full)",
+            registry=r,
+        )  # fmt: skip
         self.socket_handshakes_waiting = Gauge(
             "hub_socketio_handshakes_waiting", "Socket.IO handshakes waiting for admission", registry=r
         )
-        self.redis_shared_messages = CountedElsewhere(
-            "hub_redis_shared_channel_messages", "Messages this instance received on the shared Redis channel", r
-        )
-        self.redis_room_messages = CountedElsewhere(
-            "hub_redis_room_channel_messages", "Messages this instance received on per-room (sharded) Redis channels", r
-        )
+        self.redis_shared_messages = Counter(
+            "hub_redis_shared_channel_messages", "Messages this instance received on the shared Redis channel",
+            registry=r,
+        )  # fmt: skip
+        self.redis_room_messages = Counter(
+            "hub_redis_room_channel_messages", "Messages this instance received on per-room (sharded) Redis channels",
+            registry=r,
+        )  # fmt: skip
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.http_requests.labels(method=method, route=route, status=str(status)).inc()

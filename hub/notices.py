@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import aiosmtplib
 
+from hub.metrics import HubMetrics
 from store.markets import Markets
 from store.models import Locale, Market, Order, OrderStatus
 from store.users import Users
@@ -93,8 +94,11 @@ def smtp_address(url: str) -> tuple[str, int]:
 
 
 class EmailNotices:
-    def __init__(self, *, url: str, sender: str, users: Users, markets: Markets, timeout_seconds: float = 10) -> None:
+    def __init__(
+        self, *, url: str, sender: str, users: Users, markets: Markets, metrics: HubMetrics, timeout_seconds: float = 10
+    ) -> None:
         self.host, self.port = smtp_address(url)
+        self.metrics = metrics
         self.sender = sender
         self.users = users
         self.markets = markets
@@ -182,6 +186,7 @@ class EmailNotices:
             await aiosmtplib.send(message, hostname=self.host, port=self.port, timeout=self.timeout_seconds)
         except Exception:
             self.failures += 1
+            self.metrics.email_failures.inc()
             log.warning("webhook notice email failed", exc_info=True, extra={"market_id": market_id})
             return
         self.sent += 1
@@ -217,4 +222,5 @@ class EmailNotices:
 
     def _failed(self, order: Order, step: str) -> None:
         self.failures += 1
+        self.metrics.email_failures.inc()
         log.warning("order email failed", exc_info=True, extra={"order_id": order.id, "step": step})

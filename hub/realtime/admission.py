@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from hub.metrics import HubMetrics
+
 BUSY = "busy"
 LAG_TICK_SECONDS = 0.02
 
@@ -61,7 +63,9 @@ class LoopLag:
 
 
 class HandshakeGate:
-    def __init__(self, *, limit: int, queue: int, max_lag: float = 0.05) -> None:
+    def __init__(self, *, limit: int, queue: int, max_lag: float = 0.05, metrics: HubMetrics | None = None) -> None:
+        """`metrics`: where refusals and the waiting handshakes are counted (none for a gate tested alone)."""
+        self.metrics = metrics
         self.limit = limit
         self.queue = queue
         self.max_lag = max_lag
@@ -79,10 +83,14 @@ class HandshakeGate:
         """Yields True once the handshake may run; False when it must be refused (queue full)."""
         if (self._slots.locked() or self._turn.locked()) and self.waiting >= self.queue:
             self.refused += 1
+            if self.metrics is not None:
+                self.metrics.socket_handshakes_refused.inc()
             yield False
             return
         self.waiting += 1
         self.peak_waiting = max(self.peak_waiting, self.waiting)
+        if self.metrics is not None:
+            self.metrics.socket_handshakes_waiting.inc()
         try:
             await self._slots.acquire()
             try:
@@ -95,6 +103,8 @@ class HandshakeGate:
                 raise
         finally:
             self.waiting -= 1
+            if self.metrics is not None:
+                self.metrics.socket_handshakes_waiting.dec()
         self.admitted += 1
         try:
             yield True

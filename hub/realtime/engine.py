@@ -75,10 +75,4 @@ def build_realtime(
     events = event_log(settings, db)
     emitter = BackgroundEmitter(ServerEmitter(server), metrics)
     publisher = Publisher(events, emitter, metrics)
-    metrics.socket_handshakes_refused.count_from(lambda: server.handshakes.refused)
-    metrics.socket_handshakes_waiting.set_function(lambda: server.handshakes.waiting)
-    manager = server.manager
-    if isinstance(manager, HubRedisManager):
-        metrics.redis_shared_messages.count_from(lambda: manager.shared_received)
-        metrics.redis_room_messages.count_from(lambda: manager.room_received)
     return Realtime(server, events, History(events), publisher, stats, metrics, settings, emitter)

@@ -94,7 +94,6 @@ class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
         super().__init__(url, channel=channel, write_only=write_only, json=orjson_json, redis_options=dict(options))
         self.metrics = metrics
         self.publish_failures = 0
-        self.shared_received = 0
         self._own_tail = f'"host_id":"{self.host_id}"}}'.encode()
         self.room_channels = (
             RoomChannels(url, redis_options=dict(options), on_message=self._room_message) if room_channels else None
@@ -181,7 +180,7 @@ class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
         while True:
             try:
                 async for message in super()._listen():
-                    self.shared_received += 1
+                    self.metrics.redis_shared_messages.inc()
                     self._inbox.put_nowait(message)
             except asyncio.CancelledError:
                 raise
@@ -190,11 +189,8 @@ class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
             await asyncio.sleep(1)
 
     def _room_message(self, data: bytes) -> None:
+        self.metrics.redis_room_messages.inc()
         self._inbox.put_nowait(data)
-
-    @property
-    def room_received(self) -> int:
-        return self.room_channels.received if self.room_channels is not None else 0
 
     def wanted(self, message: Any) -> bool:
         """Whether a pub/sub message may concern this instance, judged from its bytes. Relies on

@@ -92,7 +92,6 @@ class RoomChannels:
         self.on_message = on_message
         self.wanted: set[str] = set()
         self.subscribed: set[str] = set()  # confirmed by Redis
-        self.received = 0  # messages received on room channels
         self.failures = 0  # Redis errors on the subscriber side
         # Set by a failure, cleared by the next confirmation: while Redis is down nobody waits for one.
         self.down = False
@@ -154,7 +153,6 @@ class RoomChannels:
         channel = message.get("channel")
         name = channel.decode() if isinstance(channel, bytes) else str(channel)
         if kind == "smessage":
-            self.received += 1
             data = message.get("data")
             if isinstance(data, bytes):
                 self.on_message(data)

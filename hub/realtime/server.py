@@ -175,7 +175,9 @@ def build_server(settings: Settings, metrics: HubMetrics, *, market_changed: Mar
         max_queue_bytes=settings.socket_max_queue_bytes,
         events_per_second=settings.socket_events_per_second,
         events_burst=settings.socket_events_burst,
-        handshakes=HandshakeGate(limit=settings.socket_handshake_concurrency, queue=settings.socket_handshake_queue),
+        handshakes=HandshakeGate(
+            limit=settings.socket_handshake_concurrency, queue=settings.socket_handshake_queue, metrics=metrics
+        ),
         async_mode="aiohttp",
         client_manager=manager,
         json=orjson_json,
