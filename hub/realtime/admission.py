@@ -63,7 +63,9 @@ class LoopLag:
 
 
 class HandshakeGate:
-    def __init__(self, *, limit: int, queue: int, max_lag: float = 0.05, metrics: HubMetrics | None = None) -> None:
+    def __init__(
+        self, *, limit: int, queue: int, max_lag: float | None = None, metrics: HubMetrics | None = None
+    ) -> None:
         """`metrics`: where refusals and the waiting handshakes are counted (none for a gate tested alone)."""
         self.metrics = metrics
         self.limit = limit
@@ -95,7 +97,7 @@ class HandshakeGate:
             await self._slots.acquire()
             try:
                 async with self._turn:
-                    if self.running:
+                    if self.running and self.max_lag is not None:
                         await self._lag.below(self.max_lag)
                     self.running += 1
             except BaseException:

@@ -176,7 +176,10 @@ def build_server(settings: Settings, metrics: HubMetrics, *, market_changed: Mar
         events_per_second=settings.socket_events_per_second,
         events_burst=settings.socket_events_burst,
         handshakes=HandshakeGate(
-            limit=settings.socket_handshake_concurrency, queue=settings.socket_handshake_queue, metrics=metrics
+            limit=settings.socket_handshake_concurrency,
+            queue=settings.socket_handshake_queue,
+            max_lag=settings.socket_handshake_max_lag_ms / 1000 if settings.socket_handshake_max_lag_ms else None,
+            metrics=metrics,
         ),
         async_mode="aiohttp",
         client_manager=manager,

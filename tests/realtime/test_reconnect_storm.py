@@ -119,7 +119,7 @@ async def _until(predicate: Any, timeout: float, *, fail: bool = True) -> None:
 
 
 async def test_the_handshake_gate_runs_a_bounded_number_and_refuses_past_its_queue() -> None:
-    gate = HandshakeGate(limit=2, queue=2)
+    gate = HandshakeGate(limit=2, queue=2, max_lag=1.0)
     release = asyncio.Event()
     outcomes: list[bool] = []
 
@@ -141,7 +141,7 @@ async def test_the_handshake_gate_runs_a_bounded_number_and_refuses_past_its_que
 
 
 async def test_the_handshake_gate_starts_no_second_handshake_while_the_loop_is_behind() -> None:
-    gate = HandshakeGate(limit=4, queue=10, max_lag=0.05)
+    gate = HandshakeGate(limit=4, queue=10, max_lag=0.05)  # SOCKET_HANDSHAKE_MAX_LAG_MS=50
     release = asyncio.Event()
     admitted_at: list[float] = []
 
