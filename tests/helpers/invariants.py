@@ -102,8 +102,8 @@ class Config:
     max_seconds: float = 120
     faults: bool = True
     # SIGKILL instance B while requests are in flight on it. False: B is first taken out of
-    # rotation (as a load balancer would) and killed once nothing is in flight on it, which
-    # steers clear of the seq holes a kill between taking a seq and storing its event leaves (README).
+    # rotation (as a load balancer would) and killed once nothing is in flight on it: a gentler
+    # fault, for runs that look at something other than crash repair (docs/architecture.md).
     kill_under_load: bool = True
 
 
