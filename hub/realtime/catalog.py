@@ -2,11 +2,9 @@
 
 The domain says explicitly what changed: the order rules call this as an order listener (an order
 takes its lines' stock when placed and gives it back when cancelled) and the catalog rules call
-`products_changed` after an edit or a removal. A market's changed products are pushed at most
-once per `interval` (0.25 s: at most 4 a second) and at once when the last push is older, so a
-change reaches the storefronts well within 1 s. Each push reads the products' current values, so
-a push never carries a value older than the change that caused it; any later change marks the
-product again and is pushed after it.
+`products_changed` after an edit or a removal. A market's changed products are pushed coalesced
+(hub/realtime/coalescing.py; with the 0.25 s interval at most 4 a second, well within 1 s of a
+change), each push with the products' current values.
 
 The push is emitted through the Socket.IO server's manager: local clients at once, the other
 instances' clients through Redis when it is configured. Only the instance where the change
@@ -16,13 +14,13 @@ second from each of them (documented in docs/realtime.md).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from hub.realtime.coalescing import CoalescedPushes
 from store.codec import now
 from store.models import Order, OrderStatus, Product
 from store.products import Products
@@ -82,11 +80,8 @@ class CatalogPusher:
     def __init__(self, server: Emitter, products: Products, *, interval: float) -> None:
         self.server = server
         self.products = products
-        self.interval = interval
         self.pushes = 0
-        self._dirty: dict[str, set[str]] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._last_push: dict[str, float] = {}
+        self._pushes = CoalescedPushes(self._push, interval=interval)
 
     # What changed
 
@@ -94,9 +89,7 @@ class CatalogPusher:
         ids = set(product_ids)
         if not ids:
             return
-        self._dirty.setdefault(market_id, set()).update(ids)
-        if market_id not in self._tasks:
-            self._tasks[market_id] = asyncio.get_running_loop().create_task(self._run(market_id))
+        self._pushes.mark(market_id, ids)
 
     async def order_created(self, order: Order) -> None:
         self.products_changed(order.market_id, (item.product_id for item in order.items))
@@ -112,26 +105,10 @@ class CatalogPusher:
         return self._message(market_id, [ProductLevel.of(product) for product in products])
 
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self._pushes.close()
 
-    async def _run(self, market_id: str) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._dirty.get(market_id):
-                wait = self._last_push.get(market_id, -self.interval) + self.interval - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                ids = self._dirty.pop(market_id, set())
-                self._last_push[market_id] = loop.time()
-                await self._push(market_id, sorted(ids))
-        finally:
-            self._tasks.pop(market_id, None)
-
-    async def _push(self, market_id: str, product_ids: list[str]) -> None:
+    async def _push(self, market_id: str, changed: set[str]) -> None:
+        product_ids = sorted(changed)
         try:
             found = await self.products.get_many(product_ids)
         except Exception:  # the storefronts keep the last values; the next change pushes again

@@ -3,9 +3,9 @@
 Every instance sees the order events of every market it has dashboards of (its own, and the
 others' through the market's Redis room channel) on their way to the local clients: the composition
 root has the Socket.IO server's delivery call `market_changed(market_id)` for each, which marks
-that market changed if it has dashboards of it connected here. A market's push waits at most
-`interval` after the previous one (0.25 s: at most 4 a second) and starts at once otherwise, so a
-change is pushed well within 1 s. Each instance pushes to its own clients only (no Redis round trip, no duplicates).
+that market changed if it has dashboards of it connected here. Pushes are coalesced per market
+(hub/realtime/coalescing.py; with the 0.25 s interval at most 4 a second, well within 1 s of a
+change). Each instance pushes to its own clients only (no Redis round trip, no duplicates).
 
 The figures last computed for a market are kept while it has dashboards here, and a connecting
 dashboard's first `stats` is taken from them (no aggregation per connection) unless an order
@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from hub.realtime.coalescing import CoalescedPushes
 from hub.realtime.server import HubServer
 from hub.realtime.streams import DASHBOARD, STATS, market_stream
 
@@ -38,11 +39,8 @@ class StatsPusher:
     def __init__(self, server: HubServer, source: StatsSource, *, interval: float) -> None:
         self.server = server
         self.source = source
-        self.interval = interval
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._pushes: CoalescedPushes[None] = CoalescedPushes(self._push, interval=interval)
         self._computing: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._dirty: set[str] = set()
-        self._last_push: dict[str, float] = {}
         # market -> how many of its order events this instance has seen; figures computed at
         # another count are stale. (generation when computed, monotonic time, figures)
         self._changes: dict[str, int] = {}
@@ -94,31 +92,12 @@ class StatsPusher:
         self._changes[market_id] = self._changes.get(market_id, 0) + 1
         if not self.server.has_local_room(DASHBOARD, market_stream(market_id)):
             return
-        self._dirty.add(market_id)
-        if market_id not in self._tasks:
-            self._tasks[market_id] = asyncio.get_running_loop().create_task(self._run(market_id))
+        self._pushes.mark(market_id)
 
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self._pushes.close()
 
-    async def _run(self, market_id: str) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while market_id in self._dirty:
-                wait = self._last_push.get(market_id, 0.0) + self.interval - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                self._dirty.discard(market_id)
-                await self._push(market_id)
-                self._last_push[market_id] = loop.time()
-        finally:
-            self._tasks.pop(market_id, None)
-
-    async def _push(self, market_id: str) -> None:
+    async def _push(self, market_id: str, _: set[None]) -> None:
         room = market_stream(market_id)
         if not self.server.has_local_room(DASHBOARD, room):
             return
