@@ -297,7 +297,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--handshakes", type=int, default=0, help="SOCKET_HANDSHAKE_CONCURRENCY on the hubs")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    result = asyncio.run(_bench(args))
+
+    async def guarded() -> dict[str, Any]:
+        # SIGTERM (e.g. `timeout`) cancels the run, so _bench's finally stops the hubs and nx-27017 it started
+        task = asyncio.current_task()
+        if task is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await _bench(args)
+
+    try:
+        result = asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; all started processes were stopped", file=sys.stderr)
+        sys.exit(130)
     json.dump(result, sys.stdout, indent=2)
     print()
 
