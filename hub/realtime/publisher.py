@@ -80,7 +80,9 @@ class BackgroundEmitter:
         while True:
             event, data, namespace, room = await self._queue.get()
             try:
-                await asyncio.wait_for(self.emitter.emit(event, data, namespace=namespace, room=room), self.timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow close()'s cancel.
+                async with asyncio.timeout(self.timeout):
+                    await self.emitter.emit(event, data, namespace=namespace, room=room)
             except Exception:  # stored already: clients recover it from the history
                 log.exception("event emit failed", extra={"event": event, "stream": room})
                 self.metrics.event_publish_failed(event)

@@ -108,8 +108,11 @@ class WebhookSender:
                 log.exception("webhook sender round failed")
                 taken = 0
             if not taken:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives as the
+                # wake-up does (an attempt ending at shutdown), and the app's cleanup then waits on this loop forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
                 self._wake.clear()
 
     async def take_due(self) -> int:

@@ -407,3 +407,25 @@ async def test_no_webhook_secret_in_the_logs_even_at_debug(client: TestClient) -
         assert secret not in text
         assert secret.removeprefix("whsec_") not in text
     assert received.headers["webhook-signature"] not in text
+
+
+async def test_the_sender_stops_when_cancelled_as_it_is_woken(mongo_url: str, db_name: str) -> None:
+    """Shutdown cancels the sender's loop; an attempt ending at that moment wakes it in the same tick. With
+    asyncio.wait_for (Python 3.11) the cancel was swallowed and the app's cleanup waited forever."""
+    mongo = connect(mongo_url, timeout_seconds=5)
+    store = Store(mongo[db_name])
+    try:
+        sender = WebhookSender(store.webhook_endpoints, store.webhook_deliveries, RetrySchedule(0.001),
+                               HubMetrics(), allow_insecure=True, poll_seconds=0.2)  # fmt: skip
+        for _ in range(5):
+            loop = asyncio.create_task(sender.run())
+            await asyncio.sleep(0.05)  # it found nothing due and waits to be woken
+            sender.wake()
+            loop.cancel()
+            done, _ = await asyncio.wait([loop], timeout=2)
+            assert done, "the sender's loop outlived its cancellation"
+            assert loop.cancelled()
+        await sender.close()
+    finally:
+        await mongo.drop_database(db_name)
+        mongo.close()
