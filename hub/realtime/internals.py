@@ -154,7 +154,7 @@ INTERNALS: tuple[Internal, ...] = (
         "Delivery encodes an EVENT once per broadcast",
     ),
     Internal("socketio.packet.Packet", "encode", (), "Delivery: a str, or a list when there are attachments"),
-    # Managers: hub/realtime/redis_manager.py, hub/realtime/delivery.py
+    # Managers: hub/realtime/redis_manager.py, hub/realtime/sid_rooms.py, hub/realtime/delivery.py
     Internal(
         "socketio.async_manager.AsyncManager",
         "emit",
@@ -176,13 +176,22 @@ INTERNALS: tuple[Internal, ...] = (
         "socketio.base_manager.BaseManager",
         "basic_enter_room",
         ("sid", "namespace", "room", "eio_sid"),
-        "HubRedisManager overrides it: a room's first local member subscribes its channel",
+        "HubRedisManager overrides it: a room's first local member subscribes its channel; SidRoomsManager "
+        "records the sid's room (every membership change of python-socketio goes through it)",
     ),
     Internal(
         "socketio.base_manager.BaseManager",
         "basic_leave_room",
         ("sid", "namespace", "room"),
-        "HubRedisManager overrides it: the room's key leaves `rooms` with its last member, and its channel is dropped",
+        "HubRedisManager overrides it: the room's key leaves `rooms` with its last member, and its channel is dropped; "
+        "SidRoomsManager forgets the sid's room",
+    ),
+    Internal(
+        "socketio.base_manager.BaseManager",
+        "basic_disconnect",
+        ("sid", "namespace", "**kwargs"),
+        "SidRoomsManager overrides it: leaves the sid's own rooms (an index) instead of scanning every room, then "
+        "drops `callbacks[sid]` and the sid from `pending_connect` / `pending_disconnect` as upstream does",
     ),
     Internal(
         "socketio.async_pubsub_manager.AsyncPubSubManager",
@@ -229,7 +238,9 @@ INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "socketio.async_server.AsyncServer": (
         "manager", "eio", "packet_class", "namespace_handlers", "manager_initialized", "namespaces",
     ),
-    "socketio.base_manager.BaseManager": ("rooms", "server"),
+    "socketio.base_manager.BaseManager": (
+        "rooms", "server", "callbacks", "pending_connect", "pending_disconnect",
+    ),
     "socketio.async_redis_manager.AsyncRedisManager": ("host_id", "channel", "redis", "thread"),
 }  # fmt: skip
 

@@ -18,6 +18,7 @@ from hub.realtime.codec import orjson_json
 from hub.realtime.delivery import Delivery
 from hub.realtime.revocation import REVOKE
 from hub.realtime.room_channels import RoomChannels
+from hub.realtime.sid_rooms import SidRoomsManager
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,10 @@ REDIS_CONNECT_TIMEOUT_SECONDS = 2
 SUBSCRIBE_WAIT_SECONDS = 5
 
 
-class LocalFanout(socketio.AsyncManager):
+class LocalFanout(SidRoomsManager):
     """Local delivery through Delivery.broadcast. In the Redis manager's class order this sits
-    below the pub/sub layer, so events from other instances take the same path."""
+    below the pub/sub layer, so events from other instances take the same path. Disconnects leave
+    only the sid's own rooms (SidRoomsManager)."""
 
     async def emit(  # noqa: PLR0917 - python-socketio's signature
         self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,

@@ -23,6 +23,7 @@ from hub.realtime.delivery import Delivery
 from hub.realtime.engineio_server import HubEngineServer, LeanSocket, PacketQueue, PingWheel, TrackedWebSocket
 from hub.realtime.redis_manager import HubManager, HubRedisManager, LocalFanout
 from hub.realtime.server import HubServer
+from hub.realtime.sid_rooms import SidRoomsManager
 
 
 def test_each_internal_exists_with_the_parameters_the_hub_expects() -> None:
@@ -43,7 +44,10 @@ def test_a_changed_internal_is_reported_by_name(monkeypatch: pytest.MonkeyPatch)
         internals.verify()
 
 
-HUB_SUBCLASSES = (HubEngineServer, LeanSocket, PacketQueue, TrackedWebSocket, HubServer, LocalFanout, HubRedisManager)
+HUB_SUBCLASSES = (
+    HubEngineServer, LeanSocket, PacketQueue, TrackedWebSocket, HubServer,
+    SidRoomsManager, LocalFanout, HubRedisManager,
+)  # fmt: skip
 
 
 def test_every_override_of_a_library_method_is_listed() -> None:
