@@ -184,8 +184,10 @@ async def open_request_limiter(settings: Settings, metrics: HubMetrics) -> Async
     if not settings.redis_url:
         yield RequestLimiter(MemoryLimitCounter(settings.rate_limit_strategy), settings, metrics)
         return
+    # No socket timeout: redis-py 8 would wrap every write in asyncio.wait_for, a new task per request
+    # on Python 3.11 (profiled: bench/README.md); RequestLimiter.hit bounds the whole call instead.
     redis = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
+        settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=None
     )
     counter = RedisLimitCounter(
         redis, key_prefix=f"{settings.rate_limit_key_prefix}:ratelimit", strategy=settings.rate_limit_strategy

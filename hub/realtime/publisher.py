@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from hub.metrics import HubMetrics
 from hub.realtime.streams import ORDER_UPDATED, market_stream, namespace_of, user_stream
@@ -32,6 +32,8 @@ DRAIN_SECONDS = 2.0
 # likely alive and a few milliseconds from storing it) before publishing the event itself.
 EARLIER_WRITER_GRACE_SECONDS = 0.5
 EARLIER_WRITER_POLL_SECONDS = 0.02
+# At most this many queued emits go out together (one Redis round trip on one Redis).
+EMIT_BATCH = 64
 
 
 def event_key(stream: str, order_id: str, pending: PendingEvent) -> str:
@@ -39,20 +41,33 @@ def event_key(stream: str, order_id: str, pending: PendingEvent) -> str:
     return f"{stream}|{order_id}|{pending.version}|{pending.name}"
 
 
+# event, data, namespace, room
+Emit = tuple[str, Any, str, str]
+
+
 class Emitter(Protocol):
     async def emit(self, event: str, data: Any, *, namespace: str, room: str) -> None: ...
 
 
+@runtime_checkable
+class BatchEmitter(Emitter, Protocol):
+    async def emit_many(self, emits: Sequence[Emit]) -> None:
+        """Emit each, in the order given; what goes to other instances may leave together."""
+        ...
+
+
 class BackgroundEmitter:
     """Emits on one task, in the order given, off the request path: a Redis that hangs or is
-    gone costs the request nothing. Bounded: past `limit` waiting emits, new ones are dropped
-    (counted); like any lost emit, clients recover them from the history."""
+    gone costs the request nothing. What is queued when the task wakes goes out together (a
+    BatchEmitter sends it in one Redis round trip: both events of a placed order, or a busy
+    moment's events). Bounded: past `limit` waiting emits, new ones are dropped (counted); like
+    any lost emit, clients recover them from the history."""
 
     def __init__(self, emitter: Emitter, metrics: HubMetrics, *, limit: int = 10_000, timeout: float = 3.0) -> None:
         self.emitter = emitter
         self.metrics = metrics
         self.timeout = timeout
-        self._queue: asyncio.Queue[tuple[str, Any, str, str]] = asyncio.Queue(limit)
+        self._queue: asyncio.Queue[Emit] = asyncio.Queue(limit)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -78,16 +93,27 @@ class BackgroundEmitter:
 
     async def _run(self) -> None:
         while True:
-            event, data, namespace, room = await self._queue.get()
+            batch = [await self._queue.get()]
+            while len(batch) < EMIT_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow close()'s cancel.
                 async with asyncio.timeout(self.timeout):
-                    await self.emitter.emit(event, data, namespace=namespace, room=room)
-            except Exception:  # stored already: clients recover it from the history
-                log.exception("event emit failed", extra={"event": event, "stream": room})
-                self.metrics.event_publish_failed(event)
+                    await self._emit(batch)
+            except Exception:  # stored already: clients recover them from the history
+                for event, _, _, room in batch:
+                    log.exception("event emit failed", extra={"event": event, "stream": room})
+                    self.metrics.event_publish_failed(event)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _emit(self, batch: list[Emit]) -> None:
+        if len(batch) > 1 and isinstance(self.emitter, BatchEmitter):
+            await self.emitter.emit_many(batch)
+            return
+        for event, data, namespace, room in batch:
+            await self.emitter.emit(event, data, namespace=namespace, room=room)
 
 
 class Publisher:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
@@ -28,6 +30,8 @@ REDIS_CONNECT_TIMEOUT_SECONDS = 2
 # while Redis is known to be down); past it the client goes on: a publish it then misses shows as a gap
 # in `seq`, which its replay fills.
 SUBSCRIBE_WAIT_SECONDS = 5
+# The room-channel messages of the emits made inside `publishing_together()` (per task).
+_together: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar("together", default=None)
 
 
 class LocalFanout(SidRoomsManager):
@@ -156,15 +160,50 @@ class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
     async def _publish_to_room(self, channel: str, data: Any) -> int | None:
         assert self.room_channels is not None
         message = self.json.dumps(data)
+        together = _together.get()
+        if together is not None:
+            together.append((channel, message))
+            return 0  # sent (and counted if lost) when publishing_together() ends
         for attempt in range(2):
             try:
                 return await self.room_channels.publish(channel, message)
             except Exception as exc:  # noqa: BLE001 - logged and counted, as python-socketio does
-                log.error(
-                    "cannot publish to redis room channel%s", "... retrying" if attempt == 0 else "... giving up",
-                    extra={"redis_exception": type(exc).__name__},
-                )  # fmt: skip
+                self._publish_error(attempt, exc)
         return None
+
+    @contextlib.asynccontextmanager
+    async def publishing_together(self) -> AsyncIterator[None]:
+        """The room-channel publishes of the emits made inside (by this task) leave at the end, in
+        the order emitted, in one round trip: a placed order's two events cost one. Local delivery
+        is not deferred. At most once, like every publish: a lost batch is logged and counted per
+        message, and the history heals it."""
+        together: list[tuple[str, str]] = []
+        token = _together.set(together)
+        try:
+            yield
+        finally:
+            _together.reset(token)
+            if together:
+                await self._publish_together(together)
+
+    async def _publish_together(self, messages: list[tuple[str, str]]) -> None:
+        assert self.room_channels is not None
+        for attempt in range(2):
+            try:
+                await self.room_channels.publish_many(messages)
+                return
+            except Exception as exc:  # noqa: BLE001 - logged and counted, as python-socketio does
+                self._publish_error(attempt, exc)
+        for _ in messages:
+            self.publish_failures += 1
+            self.metrics.event_publish_failed("redis_publish")
+
+    @staticmethod
+    def _publish_error(attempt: int, exc: Exception) -> None:
+        log.error(
+            "cannot publish to redis room channel%s", "... retrying" if attempt == 0 else "... giving up",
+            extra={"redis_exception": type(exc).__name__},
+        )  # fmt: skip
 
     # Receiving: the shared channel and the room channels feed one stream (python-socketio's listener)
 

@@ -31,6 +31,13 @@ from redis.asyncio.cluster import RedisCluster
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = (0.1, 0.5, 1, 2, 5)
+# On one Redis the publishing client has no socket timeout of its own: with one, redis-py 8 wraps
+# every socket write in `asyncio.wait_for`, i.e. a new task per command on Python 3.11, which the
+# order path paid on each publish (profiled: bench/README.md). These bound a publish, or the cluster
+# check, as a whole instead; a cancelled read drops its connection, so no reply is left for the next
+# command.
+PUBLISH_TIMEOUT_SECONDS = 5.0
+DETECT_TIMEOUT_SECONDS = 5.0
 
 
 def node_url(url: str, host: str, port: int) -> str:
@@ -140,11 +147,27 @@ class RoomChannels:
 
     async def publish(self, channel: str, message: str) -> int:
         """SPUBLISH to the node that owns the channel's slot; the number of subscribers reached."""
-        if await self._cluster_mode():
-            assert self._cluster is not None
-            return int(await self._cluster.spublish(channel, message))
-        assert self._plain is not None
-        return int(await self._plain.spublish(channel, message))
+        async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+            if await self._cluster_mode():
+                assert self._cluster is not None
+                return int(await self._cluster.spublish(channel, message))
+            assert self._plain is not None
+            return int(await self._plain.spublish(channel, message))
+
+    async def publish_many(self, messages: list[tuple[str, str]]) -> None:
+        """SPUBLISH each (channel, message), in the order given: on one Redis in one round trip (a
+        pipeline, not a transaction); on a cluster one command each, as the channels' slots differ."""
+        async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+            if await self._cluster_mode():
+                assert self._cluster is not None
+                for channel, message in messages:
+                    await self._cluster.spublish(channel, message)
+                return
+            assert self._plain is not None
+            async with self._plain.pipeline(transaction=False) as pipe:
+                for channel, message in messages:
+                    pipe.spublish(channel, message)
+                await pipe.execute()
 
     # Subscriber side
 
@@ -225,9 +248,12 @@ class RoomChannels:
         return bool(self._is_cluster)
 
     async def _detect(self) -> None:
-        plain = aioredis.Redis.from_url(self.url, **self.redis_options)
+        # The plain client publishes with no socket timeout (see PUBLISH_TIMEOUT_SECONDS); the
+        # cluster client keeps redis-py's.
+        plain = aioredis.Redis.from_url(self.url, **{**self.redis_options, "socket_timeout": None})
         try:
-            info = await plain.info("cluster")
+            async with asyncio.timeout(DETECT_TIMEOUT_SECONDS):
+                info = await plain.info("cluster")
         except BaseException:
             await plain.aclose()
             raise
