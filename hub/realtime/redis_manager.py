@@ -21,6 +21,7 @@ from hub.realtime.delivery import Delivery
 from hub.realtime.revocation import REVOKE
 from hub.realtime.room_channels import RoomChannels
 from hub.realtime.sid_rooms import SidRoomsManager
+from hub.realtime.streams import is_account_room
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,8 @@ class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
     An emit to one named room goes on that room's own sharded channel (hub/realtime/room_channels.py),
     which an instance subscribes to while the room has members connected to it. Everything else (an
     emit to a whole namespace or to several rooms, disconnects, room changes of remote clients,
-    callbacks) goes on the one shared channel, as python-socketio does, and every instance hears it;
+    callbacks, and revocations to a user's `account:` room) goes on the one shared channel, as
+    python-socketio does, and every instance hears it;
     there an emit for a room with no client here is dropped before it is decoded, and so is this
     instance's own emit coming back (delivered locally already). Publishes python-socketio gives up
     on (Redis down) are counted: the history heals them (clients replay on the gap)."""
@@ -112,27 +114,39 @@ class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
     # Rooms: subscribe with the first local member, unsubscribe with the last
 
     def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
-        new = self._is_named(sid, room) and room not in self.rooms.get(namespace, {})
+        new = self._has_own_channel(sid, room) and room not in self.rooms.get(namespace, {})
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
         if new and self.room_channels is not None:
             self.room_channels.want(self.room_channel(namespace, room))
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
         super().basic_leave_room(sid, namespace, room)
-        if self.room_channels is not None and self._is_named(sid, room) and room not in self.rooms.get(namespace, {}):
+        if (
+            self.room_channels is not None
+            and self._has_own_channel(sid, room)
+            and room not in self.rooms.get(namespace, {})
+        ):
             self.room_channels.drop(self.room_channel(namespace, room))
 
     async def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
         """Returns once this instance receives the room's live events (or after a bounded wait if
         Redis does not confirm): a client that then reads its history misses nothing in between."""
         await super().enter_room(sid, namespace, room, eio_sid=eio_sid)
-        if self.room_channels is not None and self._is_named(sid, room) and self.rooms.get(namespace, {}).get(room):
+        if (
+            self.room_channels is not None
+            and self._has_own_channel(sid, room)
+            and self.rooms.get(namespace, {}).get(room)
+        ):
             await self.room_channels.ready(self.room_channel(namespace, room), SUBSCRIBE_WAIT_SECONDS)
 
     @staticmethod
-    def _is_named(sid: str, room: Any) -> bool:
-        """A room of its own channel: not the whole namespace (None), not a client's own sid room."""
-        return isinstance(room, str) and room != sid
+    def _has_own_channel(sid: str, room: Any) -> bool:
+        """A room of its own channel: not the whole namespace (None), not a client's own sid room, not
+        an account room. Every connection is in its user's account room, which only ever gets a
+        revocation (rare): a channel of its own would cost a SSUBSCRIBE, its confirmation and a
+        SUNSUBSCRIBE per connection; on the shared channel, which every instance always hears, it
+        costs nothing until a revocation comes."""
+        return isinstance(room, str) and room != sid and not is_account_room(room)
 
     # Publishing
 
@@ -141,6 +155,8 @@ class HubRedisManager(socketio.AsyncRedisManager, LocalFanout):
             return None
         namespace, room = data.get("namespace") or "/", data.get("room")
         if data.get("callback") is not None or not isinstance(room, str) or self.is_sid_room(namespace, room):
+            return None
+        if is_account_room(room):  # revocations: on the shared channel (see _has_own_channel)
             return None
         return self.room_channel(namespace, room)
 

@@ -44,3 +44,7 @@ def namespace_of(stream: str) -> str:
 # room, so that one message reaches all of them, on every instance, to end them (hub/realtime/revocation.py).
 def account_room(user_id: str) -> str:
     return f"account:{user_id}"
+
+
+def is_account_room(room: object) -> bool:
+    return isinstance(room, str) and room.startswith("account:")

@@ -18,6 +18,7 @@ from redis.asyncio.cluster import RedisCluster
 from hub.app import create_app
 from hub.keys import socketio_key
 from hub.realtime.redis_manager import HubRedisManager
+from hub.realtime.revocation import Revocations
 from hub.realtime.room_channels import NodeLink, RoomChannels
 from hub.settings import Settings
 from tests.helpers.api import read_metric, server_url
@@ -149,6 +150,24 @@ async def test_the_same_on_a_redis_cluster_of_three_masters(
     redis_cluster: RedisClusterProcesses,  # noqa: F811 - the fixture
 ) -> None:
     await check_routing(fleets(redis_cluster.url))
+
+
+async def test_account_rooms_have_no_channel_and_revocations_still_reach_every_instance(
+    fleets: Callable[[str], Fleet],
+) -> None:
+    """Every connection is in its user's account room, which only a revocation uses: it travels on
+    the shared channel, so a connection subscribes its stream's channel and nothing more."""
+    one, two = await fleets(SHARED_REDIS).start(2)
+    shop = await open_shop(one)
+    dashboard = LiveClient(server_url(one), "/dashboard", dashboard_auth(shop.admin, shop.market_id))
+    await dashboard.connect()
+    manager = manager_of(one)
+    assert manager.room_channels is not None
+    assert manager.room_channels.subscribed == {manager.room_channel("/dashboard", f"market:{shop.market_id}")}
+
+    await Revocations(two.app[socketio_key]).revoke_user(shop.admin.id, "deactivated")
+    await asyncio.wait_for(dashboard.disconnected.wait(), 10)
+    assert dashboard.events("auth:revoked") == [{"reason": "deactivated"}]
 
 
 async def test_a_dashboard_joining_while_its_instance_subscribes_gets_every_event_once(
