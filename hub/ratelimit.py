@@ -2,9 +2,15 @@
 
 With REDIS_URL the counters live in Redis under RATE_LIMIT_KEY_PREFIX, so every instance that shares
 the prefix shares the limits, and all the limits of one request are counted in ONE round trip (one
-script); without it they live in this process's memory (no I/O). When Redis fails the
-check is skipped (fail open: logged and counted) rather than refusing every request, and Redis is
-left alone for a few seconds so an outage does not add a timeout to each request.
+script call; on a Redis Cluster one per hash slot, in parallel); without it they live in this
+process's memory (no I/O). When Redis fails the check is skipped (fail open: logged and counted)
+rather than refusing every request, and Redis is left alone for a few seconds so an outage does not
+add a timeout to each request.
+
+At most RATE_LIMIT_REDIS_CONNECTIONS script calls are in flight; more wait their turn (a bounded
+wait, then fail open). Without that bound a burst of new connections (a reconnect storm: every new
+Engine.IO session is counted) ran redis-py's pool out of connections, and each time the limits
+failed open for the whole back-off.
 """
 
 from __future__ import annotations
@@ -24,7 +30,11 @@ from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
 from limits.errors import StorageError
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.crc import key_slot
 
+from hub import redis_clients
 from hub.errors import RateLimited
 from hub.metrics import HubMetrics
 from hub.settings import Settings
@@ -34,6 +44,10 @@ log = logging.getLogger(__name__)
 # Scopes: who a limit counts against.
 IP, USER, EMAIL = "ip", "user", "email"
 REDIS_TIMEOUT_SECONDS = 0.5
+# How long a check waits for one of the RATE_LIMIT_REDIS_CONNECTIONS: long enough for a storm's burst
+# of new sessions to be counted (the hub's loop, not Redis, is what they wait for), bounded so a hung
+# Redis cannot hold requests indefinitely.
+CONNECTION_WAIT_SECONDS = 5.0
 STORAGE_BACKOFF_SECONDS = 5.0
 _STRATEGIES: dict[str, type[RateLimiter]] = {
     "moving-window": MovingWindowRateLimiter,
@@ -53,10 +67,11 @@ class _Check:
     item: RateLimitItem
 
 
-# Every limit of one request in ONE Redis round trip. Per key, the same list (moving window: one
-# timestamp per hit, newest first, trimmed to the limit) or counter (fixed window) as the `limits`
-# library keeps under the same names, so its strategies' semantics are kept. Returns, per key, 0 when
-# the hit was counted, else the seconds until the limit lets a request through again.
+# The limits of one request (of one hash slot, on a cluster) in ONE Redis round trip. Per key, the
+# same list (moving window: one timestamp per hit, newest first, trimmed to the limit) or counter
+# (fixed window) as the `limits` library's Redis storage keeps, so its strategies' semantics are kept.
+# Returns, per key, 0 when the hit was counted, else the seconds until the limit lets a request
+# through again.
 _HIT_ALL = """
 local now = tonumber(ARGV[1])
 local moving = ARGV[2] == 'moving-window'
@@ -95,20 +110,78 @@ class LimitCounter(Protocol):
 
 
 class RedisLimitCounter:
-    """All of a request's checks in one script call: one round trip, whatever their number."""
+    """A request's checks in one script call per hash slot (one call on a single Redis).
 
-    def __init__(self, redis: aioredis.Redis, *, key_prefix: str, strategy: str) -> None:
-        self.redis = redis
+    A key is named after its identity in a hash tag (`{ip/192.0.2.7}`): a user's limits are shared by
+    every address it comes from, so one tag per request would not do; the keys of one identity (its
+    per-minute and per-hour windows) share a slot, and a request's identities (address, user, sign-in
+    email) are at most three slots. On a Redis Cluster the calls go to their slots' masters at once.
+    """
+
+    def __init__(self, url: str, *, key_prefix: str, strategy: str, connections: int) -> None:
+        self.url = url
         self.key_prefix = key_prefix
         self.strategy = strategy
-        self.script = redis.register_script(_HIT_ALL)
+        self.redis: aioredis.Redis | RedisCluster | None = None  # connected on first use
+        self._options = {
+            "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+            # The cluster client's; one Redis gets none (hub/redis_clients.py): _call bounds a call as a whole.
+            "socket_timeout": REDIS_TIMEOUT_SECONDS,
+            "max_connections": connections,  # per node on a cluster; never reached, see _calls
+        }
+        self._calls = asyncio.Semaphore(connections)
+        self._connecting = asyncio.Lock()
+        self._script: AsyncScript | None = None
+
+    def key(self, scope: str, identity: str, item: RateLimitItem) -> str:
+        """The identity in a hash tag: on a cluster its windows share a slot."""
+        window = f"{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
+        return f"{self.key_prefix}:{{{scope}/{identity}}}/{window}"
 
     async def hit(self, checks: Sequence[_Check]) -> list[int]:
-        keys = [f"{self.key_prefix}:{check.item.key_for(check.scope, check.identity)}" for check in checks]
-        args: list[float | int | str] = [time.time(), self.strategy]
-        for check in checks:
-            args += [check.item.amount, check.item.get_expiry()]
-        return [int(result) for result in await self.script(keys=keys, args=args)]
+        async with asyncio.timeout(CONNECTION_WAIT_SECONDS):  # others may be connecting first
+            script = await self._connected()
+        keys = [self.key(check.scope, check.identity, check.item) for check in checks]
+        cluster = isinstance(self.redis, RedisCluster)
+        by_slot: dict[int, list[int]] = {}  # hash slot -> indexes of its checks (one group on a single Redis)
+        for index, key in enumerate(keys):
+            by_slot.setdefault(key_slot(key.encode()) if cluster else 0, []).append(index)
+        groups = list(by_slot.values())
+        now = time.time()
+        replies = await asyncio.gather(
+            *(self._call(script, [keys[i] for i in group], [checks[i].item for i in group], now) for group in groups)
+        )
+        retry = [0] * len(checks)
+        for group, reply in zip(groups, replies, strict=True):
+            for index, seconds in zip(group, reply, strict=True):
+                retry[index] = int(seconds)
+        return retry
+
+    async def _call(self, script: AsyncScript, keys: list[str], items: list[RateLimitItem], now: float) -> list[int]:
+        args: list[float | int | str] = [now, self.strategy]
+        for item in items:
+            args += [item.amount, item.get_expiry()]
+        async with asyncio.timeout(CONNECTION_WAIT_SECONDS):
+            await self._calls.acquire()
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
+                return list(await script(keys=keys, args=args))
+        finally:
+            self._calls.release()
+
+    async def _connected(self) -> AsyncScript:
+        if self._script is not None:
+            return self._script
+        async with self._connecting:
+            if self._script is None:
+                async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
+                    self.redis = await redis_clients.connect(self.url, **self._options)
+                self._script = self.redis.register_script(_HIT_ALL)
+        return self._script
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 class MemoryLimitCounter:
@@ -155,8 +228,7 @@ class RequestLimiter:
         if not checks:
             return
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
-                retry = await self.counter.hit(checks)
+            retry = await self.counter.hit(checks)
         except (StorageError, TimeoutError, OSError, aioredis.RedisError) as exc:
             self._storage_failed(exc)
             return
@@ -180,19 +252,17 @@ class RequestLimiter:
 
 @contextlib.asynccontextmanager
 async def open_request_limiter(settings: Settings, metrics: HubMetrics) -> AsyncIterator[RequestLimiter]:
-    """Redis when REDIS_URL is set (its connections closed on exit), memory otherwise."""
+    """Redis (one server or a cluster) when REDIS_URL is set, its connections closed on exit; memory otherwise."""
     if not settings.redis_url:
         yield RequestLimiter(MemoryLimitCounter(settings.rate_limit_strategy), settings, metrics)
         return
-    # No socket timeout: redis-py 8 would wrap every write in asyncio.wait_for, a new task per request
-    # on Python 3.11 (profiled: bench/README.md); RequestLimiter.hit bounds the whole call instead.
-    redis = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=None
-    )
     counter = RedisLimitCounter(
-        redis, key_prefix=f"{settings.rate_limit_key_prefix}:ratelimit", strategy=settings.rate_limit_strategy
+        settings.redis_url,
+        key_prefix=f"{settings.rate_limit_key_prefix}:ratelimit",
+        strategy=settings.rate_limit_strategy,
+        connections=settings.rate_limit_redis_connections,
     )
     try:
         yield RequestLimiter(counter, settings, metrics)
     finally:
-        await redis.aclose()
+        await counter.close()

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     rate_limit_strategy: Literal["moving-window", "fixed-window"] = "moving-window"
     # Namespace of the rate limit keys in Redis: instances that share it share their limits.
     rate_limit_key_prefix: str = Field(default="market-hub", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # Rate limit checks in flight to Redis at once (connections per Redis node); more wait their turn.
+    rate_limit_redis_connections: int = Field(default=32, ge=1, le=1000)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

@@ -28,6 +28,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 
+from hub import redis_clients
+
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = (0.1, 0.5, 1, 2, 5)
@@ -248,24 +250,13 @@ class RoomChannels:
         return bool(self._is_cluster)
 
     async def _detect(self) -> None:
-        # The plain client publishes with no socket timeout (see PUBLISH_TIMEOUT_SECONDS); the
-        # cluster client keeps redis-py's.
-        plain = aioredis.Redis.from_url(self.url, **{**self.redis_options, "socket_timeout": None})
-        try:
-            async with asyncio.timeout(DETECT_TIMEOUT_SECONDS):
-                info = await plain.info("cluster")
-        except BaseException:
-            await plain.aclose()
-            raise
-        if info.get("cluster_enabled"):
-            await plain.aclose()
-            cluster = RedisCluster.from_url(self.url, **self.redis_options)
-            await cluster.initialize()
-            self._cluster = cluster
-            self._is_cluster = True
+        # The plain client publishes with no socket timeout (see PUBLISH_TIMEOUT_SECONDS).
+        async with asyncio.timeout(DETECT_TIMEOUT_SECONDS):
+            client = await redis_clients.connect(self.url, **self.redis_options)
+        if isinstance(client, RedisCluster):
+            self._cluster, self._is_cluster = client, True
         else:
-            self._plain = plain
-            self._is_cluster = False
+            self._plain, self._is_cluster = client, False
 
     async def close(self) -> None:
         if self._worker is not None:

@@ -1,7 +1,9 @@
-"""Rate limits: per client IP, per user, per sign-in email; shared through Redis; fail open."""
+"""Rate limits: per client IP, per user, per sign-in email; shared through Redis (one server or a
+cluster); a bounded number of checks in flight; fail open when Redis fails."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -9,13 +11,18 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
+from redis.asyncio.cluster import RedisCluster
 
+from hub import ratelimit
 from hub.app import create_app
 from hub.client_ip import client_ip
+from hub.errors import RateLimited
 from hub.keys import request_limiter_key
-from hub.ratelimit import RedisLimitCounter
+from hub.metrics import HubMetrics
+from hub.ratelimit import RedisLimitCounter, open_request_limiter
 from hub.settings import Settings
-from tests.helpers.api import expect_error, read_metric, sign_up, unique_email
+from tests.helpers.api import expect_error, metric_value, read_metric, sign_up, unique_email
+from tests.helpers.redis_cluster import RedisClusterProcesses, redis_cluster  # noqa: F401 - the fixture
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -143,7 +150,7 @@ async def test_every_limit_of_a_request_in_one_redis_round_trip(
     client = await aiohttp_client(app)
     account = await sign_up(client)  # the script is loaded into Redis by now
     counter = app[request_limiter_key].counter
-    assert isinstance(counter, RedisLimitCounter)
+    assert isinstance(counter, RedisLimitCounter) and counter.redis is not None
     sent: list[Any] = []
     execute = counter.redis.execute_command
 
@@ -155,6 +162,68 @@ async def test_every_limit_of_a_request_in_one_redis_round_trip(
     # Per address and per user, per minute and per hour: four limits, one round trip.
     assert (await client.get("/api/v1/users/me", headers=account.headers)).status == 200
     assert sent == ["EVALSHA"]
+
+
+async def count_hits(settings: Settings, identities: list[dict[str, str]]) -> tuple[int, int, float]:
+    """All `identities` checked at once through one limiter: (counted, refused, storage failures)."""
+    metrics = HubMetrics()
+    async with open_request_limiter(settings, metrics) as limiter:
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(limiter.hit(request) for request in identities), return_exceptions=True), 30
+        )
+    unexpected = [o for o in outcomes if o is not None and not isinstance(o, RateLimited)]
+    assert not unexpected, unexpected[:3]
+    refused = sum(isinstance(o, RateLimited) for o in outcomes)
+    failures = metric_value(metrics.exposition().decode(), "hub_rate_limit_storage_errors_total")
+    return len(outcomes) - refused, refused, failures
+
+
+async def test_more_checks_at_once_than_connections_wait_for_one_and_none_fails_open(redis_prefix: str) -> None:
+    # A reconnect storm in small: 300 new sessions from one address at once, 4 connections to Redis
+    # (redis-py's own pool would raise MaxConnectionsError past its size, and the limits fail open).
+    settings = Settings(
+        redis_url=REDIS_URL, rate_limit_key_prefix=redis_prefix, rate_limit_redis_connections=4,
+        rate_limit_per_minute=250, rate_limit_per_hour=10_000,
+    )  # fmt: skip
+    counted, refused, failures = await count_hits(settings, [{ratelimit.IP: "192.0.2.1"}] * 300)
+    assert (counted, refused, failures) == (250, 50, 0)
+
+
+@pytest.mark.slow
+async def test_limits_on_a_redis_cluster_of_three_masters(
+    redis_cluster: RedisClusterProcesses,  # noqa: F811 - the fixture
+) -> None:
+    settings = Settings(
+        redis_url=redis_cluster.url, rate_limit_per_minute=3, rate_limit_per_hour=100,
+        login_rate_limit_per_minute=2, login_rate_limit_per_hour=100,
+    )  # fmt: skip
+    ip, user, email = ratelimit.IP, ratelimit.USER, ratelimit.EMAIL
+    sign_in = ratelimit.email_identity("someone@example.com")
+    requests = [
+        {ip: "198.51.100.1", user: "u1", email: sign_in},
+        {ip: "198.51.100.2", user: "u1", email: sign_in},
+        {ip: "198.51.100.3", user: "u2", email: sign_in},  # the email's third attempt: refused
+        {ip: "198.51.100.4", user: "u1"},  # the user's third request
+        {ip: "198.51.100.5", user: "u1"},  # its fourth: refused, from an address never seen
+    ]
+    metrics = HubMetrics()
+    async with open_request_limiter(settings, metrics) as limiter:
+        refused = []
+        for n, request in enumerate(requests):
+            try:
+                await asyncio.wait_for(limiter.hit(request), 10)
+            except RateLimited:
+                refused.append(n)
+        assert refused == [2, 4]
+        # One request's identities have their keys on different masters: no single script call could hold them.
+        counter = limiter.counter
+        assert isinstance(counter, RedisLimitCounter) and isinstance(counter.redis, RedisCluster)
+        keys = [counter.key(scope, identity, limiter.limits[scope][0]) for scope, identity in requests[0].items()]
+        assert len({counter.redis.get_node_from_key(key).name for key in keys}) >= 2  # type: ignore[union-attr]
+    exposition = metrics.exposition().decode()
+    assert metric_value(exposition, "hub_rate_limit_storage_errors_total") == 0
+    assert metric_value(exposition, "hub_rate_limited_requests_total", scope="email") == 1
+    assert metric_value(exposition, "hub_rate_limited_requests_total", scope="user") == 1
 
 
 async def test_redis_down_fails_open(aiohttp_client: MakeClient, make_settings: Any) -> None:
