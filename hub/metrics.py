@@ -25,6 +25,8 @@ class HubMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._published: dict[str, Counter] = {}
         self.http_requests = Counter(
             "hub_http_requests", "HTTP requests answered, by route template and status", ["method", "route", "status"],
             registry=r,
@@ -94,14 +96,24 @@ class HubMetrics:
         )  # fmt: skip
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(method=method, route=route, status=str(status)).inc()
-        self.http_latency.labels(method=method, route=route).observe(seconds)
+        # A series' children are looked up once (labels() checks its arguments and takes a lock each call).
+        series = self._request_series.get((method, route, status))
+        if series is None:
+            series = self._request_series[(method, route, status)] = (
+                self.http_requests.labels(method=method, route=route, status=str(status)),
+                self.http_latency.labels(method=method, route=route),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     # What the realtime engine counts: the composition root hands this object to the publisher, the
     # background emitter, the Socket.IO server's delivery and the Redis manager.
 
     def event_published(self, event: str) -> None:
-        self.events_published.labels(event=event).inc()
+        counter = self._published.get(event)
+        if counter is None:
+            counter = self._published[event] = self.events_published.labels(event=event)
+        counter.inc()
 
     def event_publish_failed(self, event: str) -> None:
         self.events_publish_failed.labels(event=event).inc()

@@ -156,7 +156,9 @@ class Publisher:
     def payload(order: Order, pending: PendingEvent) -> dict[str, Any]:
         """The event's payload, as the order was when its `version` was written (its own history names the
         previous status)."""
-        at_version = OrderPublic.of(order.at_version(pending.version))
+        # A writer's own event: the order as it is (no copy of it first).
+        current = pending.version == order.version == len(order.status_history)
+        at_version = OrderPublic.of(order if current else order.at_version(pending.version))
         if pending.name == ORDER_UPDATED:
             previous = order.status_history[pending.version - 2].status
             return OrderUpdatedPayload(order=at_version, previous_status=previous).model_dump(mode="json")
