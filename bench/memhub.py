@@ -12,7 +12,7 @@ import signal
 import sys
 import tracemalloc
 from collections import Counter
-from types import FrameType
+from types import CoroutineType, FrameType
 from typing import Any
 
 
@@ -28,11 +28,21 @@ def probe() -> dict[str, Any]:
     gc.collect()
     counts: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
+    coroutines: Counter[str] = Counter()
+    coroutine_sizes: Counter[str] = Counter()
     for obj in gc.get_objects():
         name = f"{type(obj).__module__}.{type(obj).__qualname__}"
         counts[name] += 1
         sizes[name] += sys.getsizeof(obj)
-    result: dict[str, Any] = {"rss_kb": _rss_kb(), "types": {n: [counts[n], sizes[n]] for n in counts}}
+        if isinstance(obj, CoroutineType):  # which coroutines: the frames a connection holds
+            where = f"{obj.cr_code.co_filename}:{obj.cr_code.co_qualname}"
+            coroutines[where] += 1
+            coroutine_sizes[where] += sys.getsizeof(obj)
+    result: dict[str, Any] = {
+        "rss_kb": _rss_kb(),
+        "types": {n: [counts[n], sizes[n]] for n in counts},
+        "coroutines": {n: [coroutines[n], coroutine_sizes[n]] for n in coroutines},
+    }
     if tracemalloc.is_tracing():
         snapshot = tracemalloc.take_snapshot()
         lines = snapshot.statistics("lineno")

@@ -78,6 +78,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_before_mb": round(before["rss_kb"] / 1024, 1), "rss_after_mb": round(after["rss_kb"] / 1024, 1),
             "kb_per_connection": round((after["rss_kb"] - before["rss_kb"]) / n, 1) if n else None,
             "objects_per_type": per_connection(before, after, "types", n, args.top),
+            "coroutines": per_connection(before, after, "coroutines", n, args.top),
         }  # fmt: skip
         if args.trace and n:
             result["traced_kb_per_connection"] = round((after["traced_bytes"] - before["traced_bytes"]) / n / 1024, 2)
