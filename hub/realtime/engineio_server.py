@@ -3,7 +3,8 @@ WebSocket driver, each adjusted (the wire protocol does not change):
 - the outgoing queue counts its bytes, so a slow client can be cut (hub/realtime/delivery.py);
 - the WebSocket driver remembers the TCP transport, so a broadcast's ready-made frame can be
   written past the socket's writer task, and it does not negotiate per-message deflate;
-- the socket has fewer tasks per connection (memory per idle dashboard).
+- the socket holds less per idle connection (memory per idle dashboard): fewer tasks, no timer of
+  its own, and a session opened on WebSocket is served outside engineio's connect calls.
 Every python-engineio private name used here is listed in hub/realtime/internals.py.
 """
 
@@ -13,7 +14,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +23,8 @@ from aiohttp import web
 from engineio import async_socket as eio_async_socket
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
+
+from hub.realtime.timer_wheel import TimerWheel
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +155,12 @@ class TrackedWebSocket(eio_aiohttp.WebSocket):
                 self.owner.queue.socket = self.owner
         compact(environ)
         self.environ = environ
-        await self.handler(self)
+        if isinstance(self.owner, LeanSocket) and self.owner.opens_on_websocket():
+            # The connection's life runs in HubEngineServer.handle_request, once engineio's calls that
+            # led here have returned: their frames are not held for as long as the connection lasts.
+            request[OPENED_WEBSOCKET] = self
+        else:
+            await self.handler(self)
         return self._sock
 
     async def send(self, message: Any) -> None:
@@ -165,6 +172,11 @@ class TrackedWebSocket(eio_aiohttp.WebSocket):
         finally:
             if isinstance(queue, PacketQueue):
                 queue.in_flight -= 1
+
+
+# Set on the aiohttp request by TrackedWebSocket for a session opened on WebSocket, which
+# HubEngineServer.handle_request then serves.
+OPENED_WEBSOCKET = web.RequestKey("opened_websocket", TrackedWebSocket)
 
 
 def websocket_text_frame(payload: bytes) -> bytes:
@@ -180,32 +192,59 @@ def websocket_text_frame(payload: bytes) -> bytes:
 
 
 class LeanSocket(eio_async_socket.AsyncSocket):
-    """engineio's socket with fewer tasks per connection (memory per idle dashboard): the next
-    ping waits on a timer, not in a sleeping task; a WebSocket's reader waits for its next message
-    under a timeout instead of in a new task per message; and its writer is a task only while there
-    is something to write (engineio's waits in the queue, in a task of its own plus one for the
-    timeout). Same packets on the wire."""
+    """engineio's socket with less held per idle connection (memory per idle dashboard), same
+    packets on the wire:
+    - no timer of its own: the next ping, and the pong deadline after it, wait in the server's
+      TimerWheel (one timer per second for all sockets); a pong overdue ends the connection, which
+      also bounds how long a WebSocket whose socket has closed can stay open;
+    - a session opened on WebSocket is served once engineio's connect calls have returned
+      (TrackedWebSocket.serve), by one reader that waits on aiohttp's WebSocket directly, without a
+      task or a timeout per message;
+    - its writer is a task only while there is something to write (engineio's waits in the queue,
+      in a task of its own plus one for the timeout)."""
 
     def schedule_ping(self) -> None:
         if self.last_ping:  # type: ignore[has-type]  # engineio's untyped attribute
             self.last_ping = None
-            wheel = getattr(self.server, "ping_wheel", None)
-            if isinstance(wheel, PingWheel):
-                wheel.schedule(self, self.server.ping_interval)
-            else:
-                asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping_due)
+            self._call_later(self.server.ping_interval, self._ping_due)
+
+    def _call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        timers = getattr(self.server, "timers", None)
+        if isinstance(timers, TimerWheel):
+            timers.call_later(delay, self, callback)
+        else:
+            asyncio.get_running_loop().call_later(delay, callback)
 
     def _ping_due(self) -> None:
-        if not self.closing and not self.closed:
+        if self.closing or self.closed:
+            self._end_websocket()  # the client was told (CLOSE) a ping interval ago at least
+        else:
             self.server.start_background_task(self._send_ping_now)
 
     async def _send_ping_now(self) -> None:
         self.last_ping = time.time()  # type: ignore[assignment]  # engineio's untyped attribute
+        self._call_later(self.server.ping_timeout, self._pong_due)
         with contextlib.suppress(engineio.exceptions.SocketIsClosedError):  # closed since the timer fired
             await self.send(eio_packet.Packet(eio_packet.PING))
 
+    def _pong_due(self) -> None:
+        # A pong clears last_ping (receive → schedule_ping); the next ping waits for it.
+        if self.last_ping or self.closing or self.closed:
+            self._end_websocket()
+
+    def _end_websocket(self) -> None:
+        """The peer is gone or has stopped answering: drop its WebSocket (the reader then sees the
+        end and closes the socket). Long-polling sockets are closed by engineio's service task."""
+        transport = getattr(self, "hub_transport", None)
+        if self.upgraded and transport is not None and not transport.is_closing():
+            transport.abort()
+
+    def opens_on_websocket(self) -> bool:
+        """A new session straight on WebSocket (not an upgrade from long-polling): the lean path."""
+        return not self.connected and isinstance(self.queue, PacketQueue)
+
     async def _websocket_handler(self, ws: Any) -> Any:
-        if self.connected or not isinstance(self.queue, PacketQueue):  # type: ignore[has-type]  # engineio's
+        if not self.opens_on_websocket():
             # An upgrade from long-polling: engineio's own path (rare; the dashboards use WebSocket).
             return await super()._websocket_handler(ws)
         self.connected = True
@@ -219,10 +258,42 @@ class LeanSocket(eio_async_socket.AsyncSocket):
         queue.on_put = self._start_writer
         if not queue.empty():
             self._start_writer()
+        # The reader: each packet the client sends goes to engineio until the connection ends. No
+        # timeout here: a silent peer misses its pong (_pong_due) and its connection is dropped.
+        websocket: web.WebSocketResponse = ws._sock
         try:
-            await self._read(ws)
+            while True:
+                try:
+                    message = await websocket.receive()
+                except (Exception, asyncio.CancelledError):  # noqa: BLE001
+                    # Broken, or cancelled by aiohttp when the peer went away (a cut slow client):
+                    # the connection ends and is closed below, as engineio does.
+                    return
+                carry_on = await self._hand_over(message.data)
+                del message  # not held while the next one is awaited (a CONNECT carries a token)
+                if not carry_on:
+                    return
         finally:
             await self._finish()
+
+    async def _hand_over(self, data: Any) -> bool:
+        """Give one message to engineio; False when the connection is to end."""
+        if not isinstance(data, str | bytes) or len(data) > self.server.max_http_buffer_size:
+            return False  # closed (a close code or None, as engineio's wait sees it) or too large
+        try:
+            packet = eio_packet.Packet(encoded_packet=data)
+        except (ValueError, IndexError):  # not an Engine.IO packet: the connection ends
+            log.warning("socket packet refused; disconnecting", extra={"why": "not an Engine.IO packet"})
+            return False
+        try:
+            await self.receive(packet)
+        except engineio.exceptions.SocketIsClosedError:
+            return False
+        except engineio.exceptions.UnknownPacketError:
+            pass
+        except Exception:
+            log.exception("engine.io receive error")
+        return True
 
     async def _finish(self) -> None:
         """Let the writer write what is queued and close the WebSocket, then close the socket. aiohttp
@@ -241,34 +312,6 @@ class LeanSocket(eio_async_socket.AsyncSocket):
         if cancelled:
             raise asyncio.CancelledError
 
-    async def _read(self, ws: Any) -> None:
-        """Hand each packet the client sends to engineio, until the connection ends."""
-        max_size = self.server.max_http_buffer_size
-        idle = self.server.ping_interval + self.server.ping_timeout
-        while True:
-            try:
-                async with asyncio.timeout(idle):
-                    data = await ws.wait()
-            except (Exception, asyncio.CancelledError):  # noqa: BLE001
-                # Closed, timed out, broken, or cancelled by aiohttp when the peer went away (a cut
-                # slow client): the connection ends and is closed by the caller, as engineio does.
-                return
-            if data is None or len(data) > max_size:
-                return
-            try:
-                packet = eio_packet.Packet(encoded_packet=data)
-            except (ValueError, IndexError):  # not an Engine.IO packet: the connection ends
-                log.warning("socket packet refused; disconnecting", extra={"why": "not an Engine.IO packet"})
-                return
-            try:
-                await self.receive(packet)
-            except engineio.exceptions.SocketIsClosedError:
-                return
-            except engineio.exceptions.UnknownPacketError:
-                pass
-            except Exception:
-                log.exception("engine.io receive error")
-
     def _start_writer(self) -> None:
         # A writer that has returned may not have run its done callbacks yet: it counts as gone.
         if self.hub_writer is None or self.hub_writer.done():
@@ -276,7 +319,15 @@ class LeanSocket(eio_async_socket.AsyncSocket):
 
     async def _write_loop(self, ws: Any) -> None:
         """Write what is queued until the queue is empty (the next put starts another loop); a None
-        (the reader's end) closes the WebSocket."""
+        (the reader's end) closes the WebSocket. The finished task is let go (~0.6 KB per idle
+        connection otherwise)."""
+        try:
+            await self._write_queued(ws)
+        finally:
+            if self.hub_writer is asyncio.current_task():
+                self.hub_writer = None
+
+    async def _write_queued(self, ws: Any) -> None:
         queue = self.queue
         while True:
             try:
@@ -295,32 +346,10 @@ class LeanSocket(eio_async_socket.AsyncSocket):
                 return
 
 
-class PingWheel:
-    """The sockets whose next ping falls in the same second share one timer (a timer per idle
-    connection is ~0.8 KB): a ping comes up to a second later than `ping_interval`, well within the
-    client's `pingInterval + pingTimeout`."""
-
-    def __init__(self) -> None:
-        self.due: dict[int, list[LeanSocket]] = {}
-
-    def schedule(self, socket: LeanSocket, delay: float) -> None:
-        loop = asyncio.get_running_loop()
-        second = math.ceil(loop.time() + delay)
-        sockets = self.due.get(second)
-        if sockets is None:
-            sockets = self.due[second] = []
-            loop.call_at(second, self._fire, second)
-        sockets.append(socket)
-
-    def _fire(self, second: int) -> None:
-        for socket in self.due.pop(second, ()):
-            socket._ping_due()
-
-
 class HubEngineServer(engineio.AsyncServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.ping_wheel = PingWheel()
+        self.timers = TimerWheel()  # the sockets' pings and pong deadlines
         drivers: dict[str, Any] = getattr(self, "_async")  # noqa: B009 - untyped attribute of engineio
         self._async = {**drivers, "websocket": TrackedWebSocket}
 
@@ -339,6 +368,19 @@ class HubEngineServer(engineio.AsyncServer):
         # engineio's long-polling POST looks a session up after checking that it exists: one
         # closed in between (e.g. cut for a malformed packet) raises KeyError, which would answer 500.
         try:
-            return await super().handle_request(*args, **kwargs)
+            response = await super().handle_request(*args, **kwargs)
         except KeyError:
             return web.json_response("Session is disconnected", status=400)
+        request = args[0] if args else None  # aiohttp calls a route's handler with the request
+        opened = request.pop(OPENED_WEBSOCKET, None) if isinstance(request, web.BaseRequest) else None
+        if opened is None:
+            return response
+        # A session opened on WebSocket lives here (TrackedWebSocket.__call__), in this frame rather
+        # than one of its own; then what engineio's connect does once its WebSocket handler returns.
+        socket = opened.owner
+        try:
+            await opened.handler(opened)
+        finally:
+            if socket is not None and socket.closed:
+                self.sockets.pop(socket.sid, None)
+        return response

@@ -47,7 +47,22 @@ INTERNALS: tuple[Internal, ...] = (
         "engineio.async_server.AsyncServer",
         "handle_request",
         ("*args", "**kwargs"),
-        "HubEngineServer answers 400, not 500, for a session closed mid-request",
+        "HubEngineServer answers 400, not 500, for a session closed mid-request, and serves a session opened on "
+        "WebSocket once engineio's own call has returned (a non-dict result, the WebSocket response, is returned as is)",
+    ),
+    Internal(
+        "engineio.async_server.AsyncServer",
+        "_handle_connect",
+        ("environ", "transport", "jsonp_index"),
+        "for a WebSocket session it returns what the socket's handle_get_request returned and forgets the socket "
+        "only if closed by then: HubEngineServer.handle_request forgets it when the connection ends",
+    ),
+    Internal(
+        "engineio.async_socket.AsyncSocket",
+        "_upgrade_websocket",
+        ("environ",),
+        "calls the WebSocket driver with the socket's _websocket_handler and returns its result: TrackedWebSocket "
+        "returns as soon as a new session's WebSocket is open",
     ),
     Internal(
         "engineio.async_server.AsyncServer",
@@ -65,13 +80,13 @@ INTERNALS: tuple[Internal, ...] = (
         "engineio.async_socket.AsyncSocket",
         "schedule_ping",
         (),
-        "LeanSocket overrides it: a timer instead of a sleeping task per connection",
+        "LeanSocket overrides it: the next ping and its pong deadline in the server's TimerWheel, not a task",
     ),
     Internal(
         "engineio.async_socket.AsyncSocket",
         "_websocket_handler",
         ("ws",),
-        "LeanSocket overrides it: reader without a task per message, its own writer loop",
+        "LeanSocket overrides it: one reader without a task or timeout per message, a writer only while needed",
     ),
     Internal(
         "engineio.async_socket.AsyncSocket",
@@ -99,7 +114,6 @@ INTERNALS: tuple[Internal, ...] = (
         ("message",),
         "TrackedWebSocket overrides it to count packets written",
     ),
-    Internal("engineio.async_drivers.aiohttp.WebSocket", "wait", (), "LeanSocket's reader awaits messages with it"),
     Internal("engineio.async_drivers.aiohttp.WebSocket", "close", (), "LeanSocket's writer closes with it"),
     Internal(
         "engineio.packet.Packet",

@@ -4,7 +4,6 @@ fails here rather than quietly in production."""
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from typing import Any
 
@@ -20,7 +19,7 @@ from hub.metrics import HubMetrics
 from hub.realtime import internals
 from hub.realtime.admission import HandshakeGate
 from hub.realtime.delivery import Delivery
-from hub.realtime.engineio_server import HubEngineServer, LeanSocket, PacketQueue, PingWheel, TrackedWebSocket
+from hub.realtime.engineio_server import HubEngineServer, LeanSocket, PacketQueue, TrackedWebSocket
 from hub.realtime.redis_manager import HubManager, HubRedisManager, LocalFanout
 from hub.realtime.server import HubServer
 from hub.realtime.sid_rooms import SidRoomsManager
@@ -137,25 +136,3 @@ def test_the_hub_server_uses_the_hub_layers() -> None:
     assert isinstance(server.delivery, Delivery)
     assert engineio.async_server.async_socket.AsyncSocket in LeanSocket.__mro__
 
-
-async def test_pings_due_in_the_same_second_share_one_timer() -> None:
-    wheel = PingWheel()
-    fired: list[str] = []
-
-    class FakeSocket:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def _ping_due(self) -> None:
-            fired.append(self.name)
-
-    for name in ("a", "b"):
-        wheel.schedule(FakeSocket(name), 0.01)  # type: ignore[arg-type]
-    assert len(wheel.due) == 1
-    await asyncio.wait_for(_until_fired(fired, 2), 3)
-    assert sorted(fired) == ["a", "b"] and wheel.due == {}
-
-
-async def _until_fired(fired: list[str], count: int) -> None:
-    while len(fired) < count:
-        await asyncio.sleep(0.05)
