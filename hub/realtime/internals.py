@@ -47,8 +47,8 @@ INTERNALS: tuple[Internal, ...] = (
         "engineio.async_server.AsyncServer",
         "handle_request",
         ("*args", "**kwargs"),
-        "HubEngineServer answers 400, not 500, for a session closed mid-request, and serves a session opened on "
-        "WebSocket once engineio's own call has returned (a non-dict result, the WebSocket response, is returned as is)",
+        "HubEngineServer answers 400, not 500, for a session closed mid-request, and serves a session opened "
+        "on WebSocket once engineio's own call has returned (a non-dict result, the WebSocket, comes back as is)",
     ),
     Internal(
         "engineio.async_server.AsyncServer",

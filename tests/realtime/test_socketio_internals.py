@@ -135,4 +135,3 @@ def test_the_hub_server_uses_the_hub_layers() -> None:
     assert isinstance(server.eio.create_queue(), PacketQueue)
     assert isinstance(server.delivery, Delivery)
     assert engineio.async_server.async_socket.AsyncSocket in LeanSocket.__mro__
-
