@@ -19,6 +19,7 @@ from hub import ratelimit
 from hub.client_ip import client_ip
 from hub.database import database_errors
 from hub.errors import (
+    BadRequest,
     DatabaseUnavailable,
     HubError,
     NotFound,
@@ -27,7 +28,7 @@ from hub.errors import (
     Unauthorized,
     Unavailable,
 )
-from hub.keys import accounts_key, drain_key, metrics_key, request_limiter_key, settings_key
+from hub.keys import accounts_key, drain_key, engineio_requests_key, metrics_key, request_limiter_key, settings_key
 
 access_log = logging.getLogger("hub.access")
 error_log = logging.getLogger("hub.errors")
@@ -146,8 +147,9 @@ SOCKET_IO_PREFIX = "/socket.io/"
 def _is_limited(request: web.Request) -> bool:
     """The API and new Socket.IO sessions count; pages, assets, docs, /health, /ready and /metrics do not.
 
-    Requests inside an established Engine.IO session (polls, posts, the WebSocket) are not
-    counted: the session was counted once, when it was opened.
+    Requests inside an established Engine.IO session (polls, posts, the WebSocket upgrade) are not
+    counted: the session was counted once, when it was opened. They are limited to one of each kind
+    in flight per session instead (`rate_limit`, hub/realtime/session_requests.py).
     """
     if request.method == "OPTIONS":  # CORS preflight: the request that follows is counted
         return False
@@ -183,6 +185,8 @@ async def _login_email(request: web.Request) -> str | None:
 
 @web.middleware
 async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(SOCKET_IO_PREFIX) and (sid := request.query.get("sid")) is not None:
+        return await _inside_session(request, handler, sid)
     limiter = request.app.get(request_limiter_key)
     if limiter is None or not _is_limited(request):
         return await handler(request)
@@ -201,3 +205,13 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
         identities[ratelimit.EMAIL] = ratelimit.email_identity(email)
     await limiter.hit(identities)
     return await handler(request)
+
+
+async def _inside_session(request: web.Request, handler: Handler, sid: str) -> web.StreamResponse:
+    sessions = request.app.get(engineio_requests_key)
+    if sessions is None:
+        return await handler(request)
+    with sessions.one_at_a_time(sid, request.method, request.query.get("transport", "")) as alone:
+        if not alone:
+            raise BadRequest("Another request of this kind is in flight for this session")
+        return await handler(request)

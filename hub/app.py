@@ -35,6 +35,7 @@ from hub.keys import (
     catalog_key,
     drain_key,
     email_notices_key,
+    engineio_requests_key,
     metrics_key,
     order_follow_up_key,
     order_placing_key,
@@ -68,6 +69,7 @@ from hub.realtime.delivery import MarketChanged
 from hub.realtime.engine import build_realtime
 from hub.realtime.revocation import Revocations
 from hub.realtime.server import build_server
+from hub.realtime.session_requests import SessionRequests
 from hub.realtime.stats import StatsPusher
 from hub.settings import Settings
 from hub.user_admin import UserAdmin
@@ -269,6 +271,7 @@ def create_app(settings: Settings, *, webhook_clock: Clock | None = None) -> web
     sio.register_namespace(CatalogNamespace(app))
     sio.attach(app)
     app[socketio_key] = sio
+    app[engineio_requests_key] = SessionRequests()
     app[revocations_key] = Revocations(sio)
     add_security_headers(app)
     return app

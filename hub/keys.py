@@ -23,6 +23,7 @@ from hub.realtime.catalog import CatalogPusher
 from hub.realtime.engine import Realtime
 from hub.realtime.revocation import Revocations
 from hub.realtime.server import HubServer
+from hub.realtime.session_requests import SessionRequests
 from hub.settings import Settings
 from hub.user_admin import UserAdmin
 from hub.webhooks.endpoints import Webhooks
@@ -52,6 +53,8 @@ email_notices_key = web.AppKey("email_notices", EmailNotices)
 # Made by the app factory before anything else, so every collaborator can be handed it.
 metrics_key = web.AppKey("metrics", HubMetrics)
 request_limiter_key = web.AppKey("request_limiter", RequestLimiter)
+# Requests inside an Engine.IO session are not rate-limited, but one of each kind at a time (middleware).
+engineio_requests_key = web.AppKey("engineio_requests", SessionRequests)
 # Requests in flight and the hooks to run when shutdown starts (hub/serving.py).
 drain_key = web.AppKey("drain", Drain)
 # The Socket.IO server is made with the app; the engine around it once the database is open.

@@ -1,13 +1,16 @@
 """Rate limits: per client IP, per user, per sign-in email; shared through Redis (one server or a
-cluster); a bounded number of checks in flight; fail open when Redis fails."""
+cluster); a bounded number of checks in flight; fail open when Redis fails; an Engine.IO session counted
+once, then one request of each kind at a time."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
@@ -17,7 +20,7 @@ from hub import ratelimit
 from hub.app import create_app
 from hub.client_ip import client_ip
 from hub.errors import RateLimited
-from hub.keys import request_limiter_key
+from hub.keys import engineio_requests_key, request_limiter_key
 from hub.metrics import HubMetrics
 from hub.ratelimit import RedisLimitCounter, open_request_limiter
 from hub.settings import Settings
@@ -64,6 +67,36 @@ async def test_in_memory_limit_per_ip_with_retry_after(aiohttp_client: MakeClien
         response = await client.get(path)
         assert response.status == 200, (path, response.status)
     assert await read_metric(client, "hub_rate_limited_requests_total", scope="ip") == 1
+
+
+async def test_an_engineio_session_counts_once_and_takes_one_request_of_each_kind_at_a_time(
+    aiohttp_client: MakeClient, make_settings: Any
+) -> None:
+    """Opening the session is the request the per-IP limit counts; the polls and posts inside it are not
+    counted, and a second long-poll of the same session while one is waiting is refused (400)."""
+    client = await limited_client(aiohttp_client, make_settings, rate_limit_per_minute=1)
+    opened = await client.get("/socket.io/?EIO=4&transport=polling")
+    assert opened.status == 200, await opened.text()
+    sid = orjson.loads((await opened.text())[1:])["sid"]
+    inside = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+
+    waiting = asyncio.ensure_future(client.get(inside))  # nothing to read yet: it waits
+    sessions = client.app[engineio_requests_key]
+    deadline = time.monotonic() + 10
+    while not sessions.busy(sid, "GET", "polling"):  # no event to await for "the server holds the poll"
+        assert time.monotonic() < deadline, "the first poll never reached the server"
+        await asyncio.sleep(0.01)
+    overlapping = await asyncio.wait_for(client.get(inside), 10)
+    await expect_error(overlapping, 400, "BAD_REQUEST")
+
+    # A Socket.IO CONNECT to /dashboard without a token, posted inside the session: not counted (the one
+    # request a minute went to opening the session), and its refusal answers the waiting poll.
+    posted = await client.post(inside, data="40/dashboard,{}")
+    assert posted.status == 200, await posted.text()
+    answered = await asyncio.wait_for(waiting, 10)
+    assert answered.status == 200 and "unauthorized" in await answered.text()
+    assert not sessions.busy(sid, "GET", "polling")
+    await assert_rate_limited(await client.get("/socket.io/?EIO=4&transport=polling"))  # a new session counts
 
 
 async def test_limit_per_hour(aiohttp_client: MakeClient, make_settings: Any) -> None:

@@ -62,10 +62,12 @@ async def test_refused_connections(client: TestClient, settings: Settings) -> No
         await allowed.connect()
         await allowed.close()
 
-    # The rightful ones get in: the owner, and a super_admin naming the market.
-    for account in (shop.admin, root):
-        dashboard = LiveClient(url, "/dashboard", dashboard_auth(account, shop.market_id))
+    # The rightful ones get in: the owner, and a super_admin naming the market (starting on long-polling
+    # and upgrading, as browsers do: the upgrade request and the poll it ends are in flight together).
+    for account, transports in ((shop.admin, ("websocket",)), (root, ("polling", "websocket"))):
+        dashboard = LiveClient(url, "/dashboard", dashboard_auth(account, shop.market_id), transports=transports)
         await dashboard.connect()
+        assert dashboard.sio.transport() == "websocket"
         await dashboard.wait(lambda d=dashboard: bool(d.events("stats")))  # type: ignore[misc]
         assert dashboard.events("stats")[0]["market_id"] == shop.market_id
         await dashboard.close()
