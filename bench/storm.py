@@ -38,6 +38,7 @@ import aiohttp
 from bench.loadgen import ClientSpec, ConnectFailedError, Histogram, Recorder, SioClient, WorkerPool
 
 NAMESPACE = "/dashboard"
+MAX_ORDERS_IN_FLIGHT = 50
 
 
 @dataclass(frozen=True)
@@ -160,26 +161,39 @@ async def place_orders(
     emit: Callable[[str], Awaitable[tuple[str, float, bool]]], markets: Sequence[str], rate: float, *,
     stop: asyncio.Event, sent_at: dict[str, float], counts: dict[str, int],
 ) -> None:  # fmt: skip
-    """`rate` orders a second on A, round-robin over the markets, until `stop`."""
-    turn = 0
-    while not stop.is_set():
-        market = markets[turn % len(markets)]
-        turn += 1
+    """`rate` orders a second on A, round-robin over the markets, until `stop`. Each order is a task of its
+    own (at most MAX_ORDERS_IN_FLIGHT), so a slow answer during the storm does not lower the rate (and the
+    latency sample of A's clients stays large)."""
+    in_flight: set[asyncio.Future[None]] = set()
+
+    async def one(market: str) -> None:
         order_id, at, ok = await emit(market)
         if ok:
             sent_at[order_id] = at
             counts[market] = counts.get(market, 0) + 1
+
+    turn, next_at = 0, time.monotonic()
+    while not stop.is_set():
+        if len(in_flight) < MAX_ORDERS_IN_FLIGHT:
+            task = asyncio.ensure_future(one(markets[turn % len(markets)]))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            turn += 1
+        next_at += 1 / rate
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 1 / rate)
+            await asyncio.wait_for(stop.wait(), max(0.0, next_at - time.monotonic()))
+    await asyncio.gather(*in_flight, return_exceptions=True)
 
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     from bench.targets import HubTarget
 
     extra = {"SOCKET_HANDSHAKE_CONCURRENCY": str(args.handshakes)} if args.handshakes else {}
+    load_start = os.getloadavg()[0]
     target = HubTarget(instances=2, extra_env=extra)
     markets = [f"m{i}" for i in range(args.markets)]
     await target.start()
+    print(f"hub logs: {target.logdir}", file=sys.stderr)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
     pool: WorkerPool | None = None
     try:
@@ -231,19 +245,25 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         before = await pool.phase_result(created_at)
         storm_start = time.monotonic()
         target.procs[1].send_signal(signal.SIGTERM if args.signal == "TERM" else signal.SIGKILL)
-        while any(c.connected_to != a_url for c in on_b):
+        give_up = storm_start + args.deadline
+        while any(c.connected_to != a_url for c in on_b) and time.monotonic() < give_up:
             await asyncio.sleep(0.05)
+        all_back = all(c.connected_to == a_url for c in on_b)
         all_back_s = time.monotonic() - storm_start
         during = await pool.phase_result(created_at)
         await asyncio.sleep(args.after)
         stop_orders.set()
         await orders
         expected = {f"market:{target.market_ids[m]}": n for m, n in counts.items()}
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + (60 if all_back else 0)
         while exactly_once_problems(on_b, expected) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         problems = exactly_once_problems(on_b, expected)
         after = await pool.phase_result(created_at)
+        # Connections A counts as open against those the clients hold: more on A means handshakes of clients
+        # that had already left were completed (leaked sessions); storage errors mean limits failed open.
+        async with session.get(f"{a_url}/metrics") as response:
+            a_metrics = _metric_sums(await response.text())
         stop_clients.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await server.stop()
@@ -254,7 +274,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         return {
             "clients_on_b": args.clients, "clients_on_a": args.on_a, "signal": args.signal, "markets": args.markets,
             "orders": sum(counts.values()), "handshake_concurrency": args.handshakes or 16,
-            "all_back_s": round(all_back_s, 2),
+            "all_back_s": round(all_back_s, 2) if all_back else None,
+            "on_a_at_deadline": None if all_back else sum(c.connected_to == a_url for c in on_b),
+            "attempts": sum(c.attempts for c in on_b),
             "reconnect_s": {"p50": _pct(back, 0.5), "p99": _pct(back, 0.99), "max": _pct(back, 1.0)},
             "busy_refusals": sum(c.busy_refusals for c in on_b),
             "a_server_before_storm": server.peak(storm_start - args.warm, storm_start),
@@ -262,6 +284,12 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             "storm_clients_process_peak": clients_process.peak(storm_start, storm_start + all_back_s + 1),
             "a_clients_delivery_ms_before": _latency(before),
             "a_clients_delivery_ms_during": _latency(during),
+            "a_connections_counted_at_end": a_metrics.get("hub_socketio_connections", 0),
+            "clients_connected_at_end": args.on_a + sum(c.connected_to == a_url for c in on_b),
+            "a_rate_limit_storage_errors": a_metrics.get("hub_rate_limit_storage_errors_total", 0),
+            "a_handshakes_waiting_at_end": a_metrics.get("hub_socketio_handshakes_waiting", 0),
+            "a_rss_mb_at_end": round(server.samples[-1][2] / 2**20, 1) if server.samples else None,
+            "load_average_1m": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
             "duplicates": recorder.duplicates + a_dups,
             "exactly_once": not problems and recorder.duplicates + a_dups == 0 and a_missing == 0,
             "problems": problems[:10],
@@ -279,6 +307,17 @@ def _latency(phase: dict[str, Any]) -> dict[str, float | int | None]:
     return histogram.summary()
 
 
+def _metric_sums(exposition: str) -> dict[str, float]:
+    """Per metric sample name, the sum over its labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            sums[sample.name] = sums.get(sample.name, 0.0) + float(sample.value)
+    return sums
+
+
 def _pct(values: Sequence[float], p: float) -> float | None:
     if not values:
         return None
@@ -290,9 +329,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=3000, help="dashboards on instance B")
     parser.add_argument("--on-a", type=int, default=100, help="dashboards on instance A (their latency is measured)")
     parser.add_argument("--markets", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=10.0, help="orders a second, placed on A throughout")
+    parser.add_argument("--rate", type=float, default=20.0, help="orders a second, placed on A throughout")
     parser.add_argument("--signal", choices=("TERM", "KILL"), default="TERM")
     parser.add_argument("--warm", type=float, default=5.0, help="seconds of orders before B is stopped")
+    parser.add_argument("--deadline", type=float, default=600.0, help="seconds after the signal to stop waiting")
     parser.add_argument("--after", type=float, default=3.0, help="seconds of orders after all are back")
     parser.add_argument("--handshakes", type=int, default=0, help="SOCKET_HANDSHAKE_CONCURRENCY on the hubs")
     parser.add_argument("--seed", type=int, default=1)
