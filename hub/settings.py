@@ -66,8 +66,6 @@ class Settings(BaseSettings):
     # up to SOCKET_HANDSHAKE_QUEUE more wait their turn, any beyond are refused with "busy" (clients retry).
     socket_handshake_concurrency: int = Field(default=16, ge=1)
     socket_handshake_queue: int = Field(default=10_000, ge=0)
-    # With a value, a handshake beyond the first starts only while the event loop lags less than this (ms).
-    socket_handshake_max_lag_ms: int | None = Field(default=None, ge=1)
     # Multiplies every webhook retry delay and the 24 h retry horizon (tests run a day in seconds).
     webhook_retry_scale: float = Field(default=1.0, gt=0, le=1)
     # Development and tests only: webhooks to http:// and to loopback/private addresses (logged at start-up).

@@ -178,7 +178,6 @@ def build_server(settings: Settings, metrics: HubMetrics, *, market_changed: Mar
         handshakes=HandshakeGate(
             limit=settings.socket_handshake_concurrency,
             queue=settings.socket_handshake_queue,
-            max_lag=settings.socket_handshake_max_lag_ms / 1000 if settings.socket_handshake_max_lag_ms else None,
             metrics=metrics,
         ),
         async_mode="aiohttp",
