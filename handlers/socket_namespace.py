@@ -4,6 +4,7 @@ recovery of missed events on connect (`auth.since`) and on request (`replay`).""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from hub.realtime.engine import Realtime
 from hub.realtime.history import Replay, as_message
 from hub.realtime.revocation import AUTH_EXPIRED
 from hub.realtime.streams import RESYNC, account_room
+from hub.realtime.timer_wheel import TimerWheel
 from hub.schemas.realtime import ConnectAuth, RefreshRequest, ReplayRequest
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,10 @@ class LiveNamespace(socketio.AsyncNamespace):
         self.app = app
         self._accepted: set[str] = set()
         self._pending: dict[str, dict[str, tuple[int, Replay]]] = {}
-        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        # Token expiry: the second each connection's is due in, in timers shared per second (a timer of
+        # its own per connection is ~0.6 KB of an idle connection's memory).
+        self._expiry: dict[str, int] = {}
+        self._expiry_timers = TimerWheel()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -159,11 +164,15 @@ class LiveNamespace(socketio.AsyncNamespace):
     # Token lifetime
 
     def _expire_at(self, sid: str, expires_at: datetime) -> None:
-        previous = self._expiry.pop(sid, None)
-        if previous is not None:
-            previous.cancel()
+        self._cancel_expiry(sid)
         delay = max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
-        self._expiry[sid] = asyncio.get_running_loop().call_later(delay, self._expired, sid, expires_at)
+        expired = functools.partial(self._expired, sid, expires_at)
+        self._expiry[sid] = self._expiry_timers.call_later(delay, sid, expired)
+
+    def _cancel_expiry(self, sid: str) -> None:
+        second = self._expiry.pop(sid, None)
+        if second is not None:
+            self._expiry_timers.cancel(second, sid)
 
     def _expired(self, sid: str, expires_at: datetime) -> None:
         self._expiry.pop(sid, None)
@@ -199,9 +208,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         return {"ok": True, "expires_at": expires_at.isoformat()}
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        expiry = self._expiry.pop(sid, None)
-        if expiry is not None:
-            expiry.cancel()
+        self._cancel_expiry(sid)
         self.realtime.server.release(sid)
         self._pending.pop(sid, None)
         if sid in self._accepted:

@@ -1,16 +1,23 @@
 """What an idle WebSocket session holds (memory per connection, bench/README.md): counts, not bytes
 (bytes are measured by `python -m bench.memory`). Its request task waits in the reader, not at the
-bottom of engineio's connect calls; no finished writer task is kept; its next ping waits in the
-engine's shared timers."""
+bottom of engineio's connect calls; no finished writer task is kept; its next ping and its token's
+expiry wait in timers shared per second, not in event-loop timers of its own. Raw Engine.IO /
+Socket.IO over aiohttp's WebSocket client (python-socketio's client would add timers of its own)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 
 from hub.keys import socketio_key
+from tests.helpers.api import sign_up
+
+CONNECTIONS = 20
 
 # engineio's calls that led to the WebSocket: returned before the connection's life starts.
 CONNECT_CALLS = {"AsyncServer._handle_connect", "AsyncSocket.handle_get_request", "AsyncSocket._upgrade_websocket",
@@ -49,3 +56,29 @@ async def test_an_idle_websocket_session_waits_in_its_reader_only(client: TestCl
     assert len(engine.timers) == 1  # its next ping, in the shared per-second timers
     await ws.close()
     await asyncio.wait_for(_until(lambda: not engine.sockets), 5)
+
+
+def loop_timers() -> int:
+    """Pending event-loop timers (asyncio's or uvloop's; a cancelled one can linger in the loop's heap)."""
+    handles = [obj for obj in gc.get_objects() if type(obj).__name__ == "TimerHandle"]
+    return sum(not handle.cancelled() for handle in handles)
+
+
+async def test_signed_in_connections_hold_no_timer_of_their_own(client: TestClient) -> None:
+    customer = await sign_up(client)
+    url = client.make_url("/socket.io/?EIO=4&transport=websocket")
+    # No total timeout: the client side would hold a timer per connection otherwise.
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
+        before = loop_timers()
+        sockets = []
+        for _ in range(CONNECTIONS):
+            ws = await http.ws_connect(url)
+            assert (await asyncio.wait_for(ws.receive_str(), 5)).startswith("0{")
+            await ws.send_str("40/orders," + json.dumps({"token": customer.token}))
+            assert (await asyncio.wait_for(ws.receive_str(), 5)).startswith("40/orders,{")  # connected
+            sockets.append(ws)
+        # Each has a ping and a token expiry pending; they share a timer per second, and the
+        # connections opened within a few seconds.
+        assert loop_timers() - before < CONNECTIONS // 2
+        for ws in sockets:
+            await ws.close()
