@@ -74,6 +74,7 @@ from tests.helpers.socket_clients import dashboard_auth
 from tests.realtime.test_realtime_slow_client import open_stalled_dashboard
 
 REQUEST_TIMEOUT_SECONDS = 15
+SETUP_CONCURRENCY = 4
 KEYED_ATTEMPTS = 3
 RECONNECT_SECONDS = 40
 CATCH_UP_SECONDS = 20
@@ -437,9 +438,15 @@ class Workload:
                                              price_cents=rng.randint(50, 5000), stock=stock)  # fmt: skip
                 products[product["id"]] = stock
             self.shops.append(Shop(admin, market["id"], products))
-        self.customers = list(
-            await asyncio.gather(*(sign_up(self.http[i % 2], "customer") for i in range(self.config.customers)))
-        )
+        # A few sign-ups at a time: each hashes a password, and 40 at once on a loaded machine outlast
+        # REQUEST_TIMEOUT_SECONDS (setup only; the operations keep their concurrency).
+        signing_up = asyncio.Semaphore(SETUP_CONCURRENCY)
+
+        async def customer(index: int) -> Account:
+            async with signing_up:
+                return await sign_up(self.http[index % 2], "customer")
+
+        self.customers = list(await asyncio.gather(*(customer(i) for i in range(self.config.customers))))
         urls = [hub.url for hub in self.hubs]
         for index, shop in enumerate(self.shops):
             self.followers.append(StreamFollower(
