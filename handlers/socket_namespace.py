@@ -13,7 +13,7 @@ import socketio
 from aiohttp import web
 from pydantic import ValidationError
 
-from hub.accounts import SignedIn
+from hub.accounts import ConnectedUser, SignedIn
 from hub.database import database_errors
 from hub.errors import DatabaseUnavailable, HubError, Unauthorized
 from hub.keys import accounts_key, realtime_key
@@ -103,7 +103,7 @@ class LiveNamespace(socketio.AsyncNamespace):
         """Admit the connection to its streams' rooms, holding live deliveries until the events
         it missed (per `auth.since`) are sent right after the CONNECT (see `connected`)."""
         realtime = self.realtime
-        await self.save_session(sid, {"user": user, "streams": streams, **session})
+        await self.save_session(sid, {"user": ConnectedUser.of(user), "streams": streams, **session})
         realtime.server.hold(sid)
         try:
             with database_errors():
@@ -217,9 +217,9 @@ class LiveNamespace(socketio.AsyncNamespace):
 
     # Events
 
-    async def session_user(self, sid: str) -> tuple[SignedIn, dict[str, Any]]:
+    async def session_user(self, sid: str) -> tuple[ConnectedUser, dict[str, Any]]:
         session = await self.get_session(sid)
-        user: SignedIn = session["user"]
+        user: ConnectedUser = session["user"]
         return user, session
 
     async def on_replay(self, sid: str, data: Any = None) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,21 @@ from store.users import EmailTaken, Users
 
 # The signed-in user as the domain's rules take it: handlers pass it on, replies show it as UserPublic.
 SignedIn = User
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedUser:
+    """What a Socket.IO connection keeps of its signed-in user for its whole life: what the rules read
+    (auth/policy.py's Principal) and what `auth:refresh` compares. The User itself, a pydantic model
+    with a dict and a set of its fields (~1.3 KB), would be held by every idle connection."""
+
+    id: str
+    role: Role
+
+    @classmethod
+    def of(cls, user: SignedIn) -> ConnectedUser:
+        return cls(user.id, user.role)
+
 
 _EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auth.policy import is_super_admin, may_see_order
+from auth.policy import Principal, is_super_admin, may_see_order
 from hub.errors import NotFound
 from hub.schemas.orders import OrderQuery
 from store.codec import parse_id
@@ -17,11 +17,11 @@ class OrderReader:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def get(self, user: User, order_id: str) -> Order:
+    async def get(self, user: Principal, order_id: str) -> Order:
         order, _ = await self.get_with_market(user, order_id)
         return order
 
-    async def get_with_market(self, user: User, order_id: str) -> tuple[Order, Market | None]:
+    async def get_with_market(self, user: Principal, order_id: str) -> tuple[Order, Market | None]:
         """The order and its market (read to decide who may see it)."""
         order = await self.store.orders.get(order_id)
         if order is None:

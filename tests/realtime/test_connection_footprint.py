@@ -1,7 +1,8 @@
 """What an idle WebSocket session holds (memory per connection, bench/README.md): counts, not bytes
 (bytes are measured by `python -m bench.memory`). Its request task waits in the reader, not at the
 bottom of engineio's connect calls; no finished writer task is kept; its next ping and its token's
-expiry wait in timers shared per second, not in event-loop timers of its own. Raw Engine.IO /
+expiry wait in timers shared per second, not in event-loop timers of its own; its session keeps the
+user's id and role, not the User model. Raw Engine.IO /
 Socket.IO over aiohttp's WebSocket client (python-socketio's client would add timers of its own)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from hub.keys import socketio_key
+from store.models import User
 from tests.helpers.api import sign_up
 
 CONNECTIONS = 20
@@ -64,12 +66,16 @@ def loop_timers() -> int:
     return sum(not handle.cancelled() for handle in handles)
 
 
-async def test_signed_in_connections_hold_no_timer_of_their_own(client: TestClient) -> None:
+def users_alive() -> int:
+    return sum(type(obj) is User for obj in gc.get_objects())
+
+
+async def test_signed_in_connections_hold_no_timer_and_no_user_model_of_their_own(client: TestClient) -> None:
     customer = await sign_up(client)
     url = client.make_url("/socket.io/?EIO=4&transport=websocket")
     # No total timeout: the client side would hold a timer per connection otherwise.
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
-        before = loop_timers()
+        before, users_before = loop_timers(), users_alive()
         sockets = []
         for _ in range(CONNECTIONS):
             ws = await http.ws_connect(url)
@@ -80,5 +86,7 @@ async def test_signed_in_connections_hold_no_timer_of_their_own(client: TestClie
         # Each has a ping and a token expiry pending; they share a timer per second, and the
         # connections opened within a few seconds.
         assert loop_timers() - before < CONNECTIONS // 2
+        # What they keep of their user is a ConnectedUser (id, role), not the stored User model.
+        assert users_alive() - users_before < CONNECTIONS // 2
         for ws in sockets:
             await ws.close()
