@@ -157,6 +157,13 @@ INTERNALS: tuple[Internal, ...] = (
     ),
     Internal(
         "socketio.async_server.AsyncServer",
+        "_trigger_event",
+        ("event", "namespace", "*args"),
+        "HubServer ends a connection whose session closed during its handshake (the namespace's disconnect)",
+    ),
+    Internal("socketio.base_manager.BaseManager", "pre_disconnect", ("sid", "namespace"), "HubServer._abandon"),
+    Internal(
+        "socketio.async_server.AsyncServer",
         "_handle_eio_disconnect",
         ("eio_sid", "reason"),
         "HubServer forgets the connection's rate limit",

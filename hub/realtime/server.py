@@ -117,8 +117,14 @@ class HubServer(socketio.AsyncServer):
                 refusal = self.packet_class(sio_packet.CONNECT_ERROR, data={"message": BUSY}, namespace=namespace)
                 await self._send_packet(eio_sid, refusal)
                 return
-            await super()._handle_connect(eio_sid, namespace, data)
+            if self._gone(eio_sid):
+                return  # its session ended while it waited (a missed pong: the reader was busy here)
             namespace = namespace or "/"
+            try:
+                await super()._handle_connect(eio_sid, namespace, data)
+            finally:
+                if self._gone(eio_sid):
+                    await self._abandon(eio_sid, namespace)
             sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
             handler = self.namespace_handlers.get(namespace)
             if sid is None or handler is None or not hasattr(handler, "connected"):
@@ -126,6 +132,22 @@ class HubServer(socketio.AsyncServer):
             if self.manager.is_connected(sid, namespace):
                 hook: ConnectedHook = handler
                 await hook.connected(sid)
+
+    def _gone(self, eio_sid: str) -> bool:
+        """The Engine.IO session has ended, or its disconnect is running."""
+        socket = self.eio.sockets.get(eio_sid)
+        return socket is None or socket.closing or socket.closed
+
+    async def _abandon(self, eio_sid: str, namespace: str) -> None:
+        """The session ended during the handshake. python-socketio's disconnect skipped the connection
+        then (still pending), so it would stay in its rooms (and their Redis channels, and the hold of
+        its live events) for good: end it here, as that disconnect would have."""
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is None:
+            return
+        self.manager.pre_disconnect(sid, namespace)
+        await self._trigger_event("disconnect", namespace, sid, self.reason.TRANSPORT_CLOSE)
+        await self.manager.disconnect(sid, namespace, ignore_queue=True)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """Every Socket.IO packet a client sends passes here. The hub's clients send text only:

@@ -18,9 +18,9 @@ import pytest
 from bench.loadgen import ClientSpec, Recorder, SioClient
 from bench.storm import Backoff, StormClient, exactly_once_problems, place_orders
 from hub.app import create_app
-from hub.keys import socketio_key
+from hub.keys import accounts_key, socketio_key
 from hub.realtime.admission import HandshakeGate
-from tests.helpers.api import metric_value
+from tests.helpers.api import metric_value, read_metric
 from tests.helpers.processes import HubFleet, hubs  # noqa: F401 - the fixture
 from tests.helpers.socket_clients import dashboard_auth, open_shop
 
@@ -163,3 +163,50 @@ async def test_a_handshake_waiting_for_admission_leaves_the_queue_when_its_clien
     assert gate.admitted == 1  # the test's own, not the abandoned handshake
     assert not server.eio.sockets
     assert list(server.manager.get_participants("/dashboard", None)) == []
+
+
+@pytest.mark.parametrize("ends", ["while_it_waits_for_admission", "during_the_handshake"])
+async def test_a_handshake_whose_session_the_server_ends_leaves_nothing_behind(
+    aiohttp_client: Any, make_settings: Any, monkeypatch: pytest.MonkeyPatch, ends: str
+) -> None:
+    """The handshake runs in the session's reader, so while it waits no pong is read and the server may
+    end the session (its pong deadline) with the handshake still pending. Seen in storms: the handshake
+    then ran anyway and its connection stayed in the rooms (counted, delivered to) with no session."""
+    app = create_app(make_settings(socket_handshake_concurrency=1))
+    http = await aiohttp_client(app)
+    shop = await open_shop(http)
+    server = app[socketio_key]
+    gate = server.handshakes
+    in_handshake, resume = asyncio.Event(), asyncio.Event()
+    accounts = app[accounts_key]
+    authenticate = accounts.authenticate_until
+
+    async def slow_authenticate(token: str | None) -> Any:
+        in_handshake.set()
+        await resume.wait()
+        return await authenticate(token)
+
+    monkeypatch.setattr(accounts, "authenticate_until", slow_authenticate)
+    url = str(http.make_url("")).rstrip("/")
+    client = SioClient(ClientSpec(url, 0, dashboard_auth(shop.admin, shop.market_id)), "/dashboard", Recorder())
+    async with aiohttp.ClientSession() as sockets:
+        connecting = asyncio.create_task(client.connect(sockets, 10, False))
+        try:
+            if ends == "while_it_waits_for_admission":
+                async with gate.admit():  # the one slot is taken
+                    await _until(lambda: gate.waiting == 1, 10)
+                    (eio_sid,) = server.eio.sockets
+                    await server.eio.disconnect(eio_sid)
+                resume.set()
+            else:
+                await asyncio.wait_for(in_handshake.wait(), 10)
+                (eio_sid,) = server.eio.sockets
+                await server.eio.disconnect(eio_sid)
+                resume.set()
+            await _until(lambda: gate.running == 0 and gate.waiting == 0, 10)
+        finally:
+            connecting.cancel()
+            await client.close()
+    assert list(server.manager.get_participants("/dashboard", None)) == []
+    assert await read_metric(http, "hub_socketio_connections", namespace="/dashboard") == 0
+    assert not server.delivery.holds
