@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # up to SOCKET_HANDSHAKE_QUEUE more wait their turn, any beyond are refused with "busy" (clients retry).
     socket_handshake_concurrency: int = Field(default=16, ge=1)
     socket_handshake_queue: int = Field(default=10_000, ge=0)
+    # A waiting handshake is refused with "busy" after this long: below the clients' connect timeout
+    # (10 s in static/js/live.js), past which they have given up and retry anyway.
+    socket_handshake_max_wait_seconds: float = Field(default=5.0, gt=0, le=60)
     # Multiplies every webhook retry delay and the 24 h retry horizon (tests run a day in seconds).
     webhook_retry_scale: float = Field(default=1.0, gt=0, le=1)
     # Development and tests only: webhooks to http:// and to loopback/private addresses (logged at start-up).

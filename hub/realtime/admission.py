@@ -5,8 +5,11 @@ database, the rooms are joined (and their Redis channels subscribed), the missed
 from the history and replayed. When an instance stops, its clients all come to the others at
 once (a reconnect storm); without a bound, thousands of handshakes would share the event loop
 with the clients already connected and their latency would suffer. With it, at most `limit`
-handshakes run at once; up to `queue` more wait their turn in arrival order; any beyond are refused
-with `connect_error` `{"message": "busy"}`: the client retries after a randomized delay (static/js/live.js).
+handshakes run at once; up to `queue` more wait their turn in arrival order, each at most `max_wait`
+seconds; any beyond, and any that waited that long, are refused with `connect_error` `{"message": "busy"}`:
+the client retries after a randomized delay (static/js/live.js). The wait is bounded below the clients'
+connect timeout (socket.io-client's `timeout`, 10 s in live.js): past it the client has given up and
+retries anyway, and a handshake run for it then would be work for nobody that delays everyone behind it.
 
 A handshake runs in its WebSocket's reader (python-socketio handles CONNECT inline): when the client
 gives up and closes the connection, its waiting or running handshake is cancelled with the reader.
@@ -31,11 +34,12 @@ BUSY = "busy"
 
 
 class HandshakeGate:
-    def __init__(self, *, limit: int, queue: int, metrics: HubMetrics | None = None) -> None:
+    def __init__(self, *, limit: int, queue: int, max_wait: float, metrics: HubMetrics | None = None) -> None:
         """`metrics`: where refusals and the waiting handshakes are counted (none for a gate tested alone)."""
         self.metrics = metrics
         self.limit = limit
         self.queue = queue
+        self.max_wait = max_wait
         self.running = 0
         self.waiting = 0
         self.refused = 0
@@ -45,27 +49,34 @@ class HandshakeGate:
 
     @contextlib.asynccontextmanager
     async def admit(self) -> AsyncIterator[bool]:
-        """Yields True once the handshake may run; False when it must be refused (queue full)."""
-        if self._slots.locked() and self.waiting >= self.queue:
+        """Yields True once the handshake may run; False when it is refused (the queue full, or waited too long)."""
+        if not (self._slots.locked() and self.waiting >= self.queue) and await self._wait_for_a_slot():
+            self.admitted += 1
+        else:
             self.refused += 1
             if self.metrics is not None:
                 self.metrics.socket_handshakes_refused.inc()
             yield False
             return
-        self.waiting += 1
-        self.peak_waiting = max(self.peak_waiting, self.waiting)
-        if self.metrics is not None:
-            self.metrics.socket_handshakes_waiting.inc()
-        try:
-            await self._slots.acquire()
-            self.running += 1
-        finally:
-            self.waiting -= 1
-            if self.metrics is not None:
-                self.metrics.socket_handshakes_waiting.dec()
-        self.admitted += 1
         try:
             yield True
         finally:
             self.running -= 1
             self._slots.release()
+
+    async def _wait_for_a_slot(self) -> bool:
+        self.waiting += 1
+        self.peak_waiting = max(self.peak_waiting, self.waiting)
+        if self.metrics is not None:
+            self.metrics.socket_handshakes_waiting.inc()
+        try:
+            async with asyncio.timeout(self.max_wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            return False
+        finally:
+            self.waiting -= 1
+            if self.metrics is not None:
+                self.metrics.socket_handshakes_waiting.dec()
+        self.running += 1
+        return True

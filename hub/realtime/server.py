@@ -118,7 +118,7 @@ class HubServer(socketio.AsyncServer):
                 await self._send_packet(eio_sid, refusal)
                 return
             if self._gone(eio_sid):
-                return  # its session ended while it waited (a missed pong: the reader was busy here)
+                return  # its session ended while it waited (the client left, or missed a pong: its reader is here)
             namespace = namespace or "/"
             try:
                 await super()._handle_connect(eio_sid, namespace, data)
@@ -200,6 +200,7 @@ def build_server(settings: Settings, metrics: HubMetrics, *, market_changed: Mar
         handshakes=HandshakeGate(
             limit=settings.socket_handshake_concurrency,
             queue=settings.socket_handshake_queue,
+            max_wait=settings.socket_handshake_max_wait_seconds,
             metrics=metrics,
         ),
         async_mode="aiohttp",

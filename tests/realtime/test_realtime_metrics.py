@@ -16,7 +16,7 @@ def _server() -> tuple[HubServer, HubMetrics, list[str]]:
     metrics, changed = HubMetrics(), []
     server = HubServer(
         max_queue_bytes=1 << 20, events_per_second=10, events_burst=10, client_manager=HubManager(),
-        handshakes=HandshakeGate(limit=1, queue=1), metrics=metrics, market_changed=changed.append,
+        handshakes=HandshakeGate(limit=1, queue=1, max_wait=5), metrics=metrics, market_changed=changed.append,
     )  # fmt: skip
     return server, metrics, changed
 

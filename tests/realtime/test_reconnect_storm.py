@@ -120,8 +120,8 @@ async def _until(predicate: Any, timeout: float, *, fail: bool = True) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_the_handshake_gate_runs_a_bounded_number_and_refuses_past_its_queue() -> None:
-    gate = HandshakeGate(limit=2, queue=2)
+def _handshakes(gate: HandshakeGate) -> tuple[Any, list[bool], asyncio.Event]:
+    """A handshake through `gate` (held until `release`), and the outcomes of the admissions."""
     release = asyncio.Event()
     outcomes: list[bool] = []
 
@@ -131,6 +131,13 @@ async def test_the_handshake_gate_runs_a_bounded_number_and_refuses_past_its_que
             if admitted:
                 await release.wait()
 
+    return handshake, outcomes, release
+
+
+async def test_the_handshake_gate_runs_a_bounded_number_and_refuses_past_its_queue() -> None:
+    gate = HandshakeGate(limit=2, queue=2, max_wait=60)
+    handshake, outcomes, release = _handshakes(gate)
+
     tasks = [asyncio.create_task(handshake()) for _ in range(5)]
     # The first two run at once; the third and fourth wait for a slot; with two waiting, the fifth is refused.
     await _until(lambda: len(outcomes) == 3, 5)
@@ -139,6 +146,20 @@ async def test_the_handshake_gate_runs_a_bounded_number_and_refuses_past_its_que
     release.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert outcomes.count(True) == 4 and gate.admitted == 4 and gate.running == 0 and gate.waiting == 0
+
+
+async def test_a_handshake_that_waited_its_longest_is_refused_and_the_queue_moves_on() -> None:
+    gate = HandshakeGate(limit=1, queue=10, max_wait=0.05)
+    handshake, outcomes, release = _handshakes(gate)
+
+    running = asyncio.create_task(handshake())
+    await _until(lambda: outcomes == [True], 5)
+    await asyncio.wait_for(handshake(), 5)  # waits for the held slot, then gives up
+    assert outcomes == [True, False] and (gate.refused, gate.waiting) == (1, 0)
+    release.set()
+    await asyncio.wait_for(running, 5)
+    await asyncio.wait_for(handshake(), 5)  # a free slot: admitted at once
+    assert outcomes == [True, False, True] and gate.admitted == 2 and gate.running == 0
 
 
 async def test_a_handshake_waiting_for_admission_leaves_the_queue_when_its_client_leaves(

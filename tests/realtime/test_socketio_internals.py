@@ -128,7 +128,8 @@ async def test_the_pubsub_message_layout_the_redis_manager_reads() -> None:
 def test_the_hub_server_uses_the_hub_layers() -> None:
     server = HubServer(
         max_queue_bytes=1 << 20, events_per_second=10, events_burst=10, client_manager=HubManager(),
-        handshakes=HandshakeGate(limit=1, queue=1), metrics=HubMetrics(), market_changed=lambda market_id: None,
+        handshakes=HandshakeGate(limit=1, queue=1, max_wait=5), metrics=HubMetrics(),
+        market_changed=lambda market_id: None,
     )  # fmt: skip
     assert isinstance(server.eio, HubEngineServer)
     assert server.eio._async["websocket"] is TrackedWebSocket
