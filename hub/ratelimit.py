@@ -148,9 +148,9 @@ class RedisLimitCounter:
             by_slot.setdefault(key_slot(key.encode()) if cluster else 0, []).append(index)
         groups = list(by_slot.values())
         now = time.time()
-        replies = await asyncio.gather(
-            *(self._call(script, [keys[i] for i in group], [checks[i].item for i in group], now) for group in groups)
-        )
+        calls = [self._call(script, [keys[i] for i in group], [checks[i].item for i in group], now) for group in groups]
+        # One call (always on a single Redis) is awaited as is: gather would wrap it in a task of its own.
+        replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
         retry = [0] * len(checks)
         for group, reply in zip(groups, replies, strict=True):
             for index, seconds in zip(group, reply, strict=True):
@@ -161,8 +161,11 @@ class RedisLimitCounter:
         args: list[float | int | str] = [now, self.strategy]
         for item in items:
             args += [item.amount, item.get_expiry()]
-        async with asyncio.timeout(CONNECTION_WAIT_SECONDS):
-            await self._calls.acquire()
+        if self._calls.locked():  # all in flight: wait for one, bounded (a timer only then)
+            async with asyncio.timeout(CONNECTION_WAIT_SECONDS):
+                await self._calls.acquire()
+        else:
+            await self._calls.acquire()  # returns at once
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
                 return list(await script(keys=keys, args=args))
