@@ -12,7 +12,9 @@ connect timeout (socket.io-client's `timeout`, 10 s in live.js): past it the cli
 retries anyway, and a handshake run for it then would be work for nobody that delays everyone behind it.
 
 A handshake runs in its WebSocket's reader (python-socketio handles CONNECT inline): when the client
-gives up and closes the connection, its waiting or running handshake is cancelled with the reader.
+gives up and closes the connection, its waiting or running handshake is cancelled with the reader. When
+the server ends the session instead (no pong read: the reader is busy here), it is not; HubServer then
+skips it once admitted, or ends the connection it made (hub/realtime/server.py).
 
 There is deliberately no rule on the event loop's lag (an earlier opt-in `SOCKET_HANDSHAKE_MAX_LAG_MS`):
 a timer's lateness also counts the CPU other processes take, and a gate that lets one handshake run
