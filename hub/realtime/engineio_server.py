@@ -204,16 +204,15 @@ class LeanSocket(eio_async_socket.AsyncSocket):
       in a task of its own plus one for the timeout)."""
 
     def schedule_ping(self) -> None:
+        # engineio calls this at connect and on each pong: the ping it answered has met its deadline.
         if self.last_ping:  # type: ignore[has-type]  # engineio's untyped attribute
             self.last_ping = None
-            self._call_later(self.server.ping_interval, self._ping_due)
-
-    def _call_later(self, delay: float, callback: Callable[[], None]) -> None:
-        timers = getattr(self.server, "timers", None)
-        if isinstance(timers, TimerWheel):
-            timers.call_later(delay, self, callback)
-        else:
-            asyncio.get_running_loop().call_later(delay, callback)
+            timers: TimerWheel = self.server.timers
+            pong_deadline: int | None = getattr(self, "hub_pong_deadline", None)
+            if pong_deadline is not None:
+                timers.cancel(pong_deadline, self._pong_due)
+                self.hub_pong_deadline = None
+            timers.call_later(self.server.ping_interval, self._ping_due, self._ping_due)
 
     def _ping_due(self) -> None:
         if self.closing or self.closed:
@@ -223,14 +222,15 @@ class LeanSocket(eio_async_socket.AsyncSocket):
 
     async def _send_ping_now(self) -> None:
         self.last_ping = time.time()  # type: ignore[assignment]  # engineio's untyped attribute
-        self._call_later(self.server.ping_timeout, self._pong_due)
+        # Keyed by the bound method (equal for the same socket), so a pong can cancel it.
+        self.hub_pong_deadline = self.server.timers.call_later(self.server.ping_timeout, self._pong_due, self._pong_due)
         with contextlib.suppress(engineio.exceptions.SocketIsClosedError):  # closed since the timer fired
             await self.send(eio_packet.Packet(eio_packet.PING))
 
     def _pong_due(self) -> None:
-        # A pong clears last_ping (receive → schedule_ping); the next ping waits for it.
-        if self.last_ping or self.closing or self.closed:
-            self._end_websocket()
+        # Not cancelled by a pong (schedule_ping): the peer is gone or too slow.
+        self.hub_pong_deadline = None
+        self._end_websocket()
 
     def _end_websocket(self) -> None:
         """The peer is gone or has stopped answering: drop its WebSocket (the reader then sees the

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient
 
 from hub.keys import socketio_key
@@ -21,10 +22,10 @@ TIMEOUT = 1.0
 DROPPED_WITHIN = INTERVAL + TIMEOUT + 1 + 4
 
 
-def short_pings(client: TestClient) -> Any:
+def short_pings(client: TestClient, *, interval: float = INTERVAL, timeout: float = TIMEOUT) -> Any:
     engine = client.app[socketio_key].eio
-    engine.ping_interval = INTERVAL
-    engine.ping_timeout = TIMEOUT
+    engine.ping_interval = interval
+    engine.ping_timeout = timeout
     return engine
 
 
@@ -47,15 +48,27 @@ async def until_closed(ws: aiohttp.ClientWebSocketResponse, *, answer_pings: boo
             await ws.send_str("3")
 
 
-async def test_a_client_that_answers_pings_stays_connected(client: TestClient) -> None:
-    engine = short_pings(client)
+@pytest.mark.parametrize(
+    ("timeout", "pong_delay"),
+    [
+        (TIMEOUT, 0.0),
+        # A slow client: each pong comes 1.5 s after its ping, so a ping's deadline (3.5 s) falls while
+        # the next ping is still unanswered; that one has a deadline of its own.
+        (3.5, 1.5),
+    ],
+)
+async def test_a_client_that_answers_pings_stays_connected(
+    client: TestClient, timeout: float, pong_delay: float
+) -> None:
+    engine = short_pings(client, timeout=timeout)
     ws = await open_session(client)
     pings = 0
-    deadline = time.monotonic() + 5 * (INTERVAL + TIMEOUT) + 10
-    while pings < 5:
+    deadline = time.monotonic() + 4 * (INTERVAL + 1 + pong_delay) + 10
+    while pings < 4:
         data = await asyncio.wait_for(ws.receive_str(), deadline - time.monotonic())
         if data == "2":
             pings += 1
+            await asyncio.sleep(pong_delay)
             await ws.send_str("3")
     assert not ws.closed and len(engine.sockets) == 1
     await ws.close()
