@@ -28,6 +28,20 @@ async def _update_each(collection: Collection, statements: list[Statement]) -> i
     return int(result.modified_count)
 
 
+async def _unset_each(collection: Collection, field: str, pairs: Iterable[tuple[str, str]]) -> None:
+    """Drop `<field>.<name>` from documents, for (document_id, name) pairs: one write for all of them."""
+    by_document: defaultdict[str, list[str]] = defaultdict(list)
+    for document_id, name in pairs:
+        by_document[document_id].append(name)
+    await _update_each(
+        collection,
+        [
+            ({"_id": document_id}, {"$unset": {f"{field}.{name}": "" for name in names}})
+            for document_id, names in by_document.items()
+        ],
+    )
+
+
 class TakenLine(NamedTuple):
     """The product as it was when its stock was taken: what the order line is priced from."""
 
@@ -85,16 +99,7 @@ class StockHolds:
     async def release(self, holds: Iterable[tuple[str, str]]) -> None:
         """The orders are written: their stock stays taken and the hold records go. `holds`:
         (product_id, order_id) pairs; one write for all of them."""
-        by_product: defaultdict[str, list[str]] = defaultdict(list)
-        for product_id, order_id in holds:
-            by_product[product_id].append(order_id)
-        await _update_each(
-            self.products,
-            [
-                ({"_id": product_id}, {"$unset": {f"holds.{order_id}": "" for order_id in order_ids}})
-                for product_id, order_ids in by_product.items()
-            ],
-        )
+        await _unset_each(self.products, "holds", holds)
 
     async def available(self, product_ids: list[str]) -> dict[str, int]:
         cursor = self.products.find({"_id": {"$in": product_ids}}, {"stock": 1})
@@ -121,8 +126,9 @@ class OrderEffects:
         )
         return result.modified_count == 1
 
-    async def forget_returned(self, product_id: str, order_id: str) -> None:
-        await self.products.update_one({"_id": product_id}, {"$unset": {f"returned.{order_id}": ""}})
+    async def forget_returned(self, markers: Iterable[tuple[str, str]]) -> None:
+        """Drop (product_id, order_id) markers, one write for all of them."""
+        await _unset_each(self.products, "returned", markers)
 
     async def count(self, market_id: str, marker: str, *, orders: int, revenue_cents: int) -> bool:
         """Add to the market's counters once per `marker`; False when it was added already."""
@@ -134,13 +140,4 @@ class OrderEffects:
 
     async def forget_counted(self, markers: Iterable[tuple[str, str]]) -> None:
         """Drop (market_id, marker) pairs, one write for all of them."""
-        by_market: defaultdict[str, list[str]] = defaultdict(list)
-        for market_id, marker in markers:
-            by_market[market_id].append(marker)
-        await _update_each(
-            self.markets,
-            [
-                ({"_id": market_id}, {"$unset": {f"counted.{marker}": "" for marker in found}})
-                for market_id, found in by_market.items()
-            ],
-        )
+        await _unset_each(self.markets, "counted", markers)

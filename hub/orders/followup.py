@@ -10,6 +10,7 @@ logged and never fails the request.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Protocol
@@ -22,9 +23,16 @@ from store.models import Market, Order, OrderStatus, PendingEffect
 log = logging.getLogger(__name__)
 
 # A live writer publishes its events milliseconds after its write; even with the database at its
-# timeout (5 s a step) it is done or has given up well within this. Older ones were left by a
+# timeout (4 s a step) it is done or has given up well within this. Older ones were left by a
 # process that died (or gave up): the repair pass publishes them. Clients see them this late.
+# It is also every applier's own bound: nobody starts applying an effect it knew pending longer
+# ago than this (a stalled writer leaves it to the repair pass), which is what lets an effect's
+# marker go MARKER_RETENTION_SECONDS after the effect is cleared (hub/orders/cleanup.py).
 OUTBOX_REPAIR_AFTER = timedelta(seconds=10)
+
+
+class StaleRead(Exception):
+    """The effect was read as pending longer ago than OUTBOX_REPAIR_AFTER: not applied."""
 
 
 class OrderEventPublisher(Protocol):
@@ -48,41 +56,50 @@ class OrderFollowUp:
         listeners: Sequence[OrderListener] = (),
         webhook_deliveries: WebhookDeliveryMaker | None = None,
         cleanup: MarkerCleanup | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        # Without one, effect markers are left where they are (a few bytes each; nothing reads them).
         self.cleanup = cleanup
+        # What the age of a read is measured with (callers take `read_at` from it).
+        self.monotonic = monotonic
         # Without one (no realtime), events stay in the outboxes until an instance with one repairs them.
         self.publisher = publisher
         self.listeners = tuple(listeners)
         self.webhook_deliveries = webhook_deliveries
 
-    async def order_created(self, order: Order, *, market: Market | None = None) -> None:
+    async def order_created(self, order: Order, *, written_at: float, market: Market | None = None) -> None:
         """After the insert of a new order: its events, its effects, then the listeners. `market`:
-        as the writer read it, if it did (it tells whether the market may have webhooks)."""
-        await self.finish(order, fresh=True, market=market)
+        as the writer read it, if it did (it tells whether the market may have webhooks).
+        `written_at`: `self.monotonic()` taken before the write was sent."""
+        await self.finish(order, fresh=True, read_at=written_at, market=market)
         await self._notify(lambda listener: listener.order_created(order), order)
 
-    async def order_changed(self, order: Order, previous_status: OrderStatus, *, market: Market | None = None) -> None:
-        """After a status change won its compare-and-swap."""
-        await self.finish(order, fresh=True, market=market)
+    async def order_changed(
+        self, order: Order, previous_status: OrderStatus, *, written_at: float, market: Market | None = None
+    ) -> None:
+        """After a status change won its compare-and-swap (`written_at`: as in order_created)."""
+        await self.finish(order, fresh=True, read_at=written_at, market=market)
         await self._notify(lambda listener: listener.order_changed(order, previous_status), order)
 
-    async def finish(self, order: Order, *, fresh: bool, market: Market | None = None) -> bool:
+    async def finish(self, order: Order, *, fresh: bool, read_at: float, market: Market | None = None) -> bool:
         """Publish the outbox of the order as written at `order.version` and apply its effects (a
         fresh writer: those of its own version only), then clear the outbox and the applied effects
-        in one write. Never raises: what is left stays for the repair pass. True when nothing is left."""
+        in one write. `read_at`: `self.monotonic()` before `order` was read (or written); effects
+        are applied only while that is less than OUTBOX_REPAIR_AFTER ago. Never raises: what is
+        left stays for the repair pass. True when nothing is left."""
         published = await self._publish(order, fresh=fresh) and await self._make_deliveries(order, market)
-        applied, left = await self._apply_effects(order, only_version=order.version if fresh else None)
+        applied, left = await self._apply_effects(order, only_version=order.version if fresh else None, read_at=read_at)
         orders = self.store.orders
         try:
             if published and await orders.clear_outbox(order.id, order.version, effects=applied, keep_claim=bool(left)):
-                await self._forget_markers(order, applied, later=fresh)
+                self._forget_markers(order, applied)
                 return not left
             # Not published, or the order moved on (its next writer carried the outbox over), or
             # another applier cleared one of these effects: each effect on its own, whatever the version.
             for key in applied:
                 if await orders.clear_effect(order.id, key):
-                    await self._forget_markers(order, [key], later=False)
+                    self._forget_markers(order, [key])
             if published:
                 await orders.clear_outbox(order.id, order.version, keep_claim=bool(left))
         except Exception:  # published/applied: a repair publishes again (idempotently), applies none twice, clears
@@ -115,9 +132,11 @@ class OrderFollowUp:
             return False
         return True
 
-    async def _apply_effects(self, order: Order, *, only_version: int | None) -> tuple[list[str], list[str]]:
+    async def _apply_effects(
+        self, order: Order, *, only_version: int | None, read_at: float
+    ) -> tuple[list[str], list[str]]:
         """Apply the order's pending effects (of `only_version`, else all), each once: the keys of
-        those applied, and of those left pending (not this caller's, or failed)."""
+        those applied, and of those left pending (not this caller's, failed, or read too long ago)."""
         applied: list[str] = []
         left: list[str] = []
         for key, effect in order.effects.items():
@@ -125,7 +144,11 @@ class OrderFollowUp:
                 left.append(key)
                 continue
             try:
-                await self._apply_effect(order, effect)
+                await self._apply_effect(order, effect, read_at)
+            except StaleRead:  # another applier may have applied and cleared it meanwhile
+                left.append(key)
+                log.warning("order effect read too long ago; left to the repair pass",
+                            extra={"order_id": order.id, "effect": key})  # fmt: skip
             except Exception:  # the write happened; the repair pass applies it
                 left.append(key)
                 log.exception("order effect not applied", extra={"order_id": order.id, "effect": key})
@@ -133,29 +156,37 @@ class OrderFollowUp:
                 applied.append(key)
         return applied, left
 
-    async def _apply_effect(self, order: Order, effect: PendingEffect) -> None:
+    async def _apply_effect(self, order: Order, effect: PendingEffect, read_at: float) -> None:
+        """Each write on a target starts only while the read is fresh: with its database timeout,
+        it lands long before the marker of an effect cleared after the read is dropped."""
         effects = self.store.order_effects
         if effect.kind == "restock":
             for item in order.items:
+                self._check_fresh(read_at)
                 await effects.return_stock(item.product_id, order.id, item.quantity)
             log.info("order cancelled, stock returned", extra={"order_id": order.id,
                      "by": order.status_history[effect.version - 1].by})  # fmt: skip
         else:
             marker = f"{order.id}:{effect.version}"
+            self._check_fresh(read_at)
             await effects.count(order.market_id, marker, orders=effect.orders, revenue_cents=effect.revenue_cents)
 
-    async def _forget_markers(self, order: Order, keys: list[str], *, later: bool) -> None:
-        """Whoever cleared an effect from the order drops its markers (a marker outlives its
-        pending entry, never the reverse); a writer's counter markers go in the next batch."""
+    def _check_fresh(self, read_at: float) -> None:
+        if self.monotonic() - read_at >= OUTBOX_REPAIR_AFTER.total_seconds():
+            raise StaleRead
+
+    def _forget_markers(self, order: Order, keys: list[str]) -> None:
+        """Whoever cleared an effect from the order has its markers dropped, MARKER_RETENTION_SECONDS
+        later (hub/orders/cleanup.py): a marker outlives its pending entry and any applier's read of it."""
+        if self.cleanup is None:
+            return
         for key in keys:
             effect = order.effects[key]
             if effect.kind == "restock":
                 for item in order.items:
-                    await self.store.order_effects.forget_returned(item.product_id, order.id)
-            elif later and self.cleanup is not None:
-                self.cleanup.forget_counted(order.market_id, f"{order.id}:{effect.version}")
+                    self.cleanup.forget_returned(item.product_id, order.id)
             else:
-                await self.store.order_effects.forget_counted([(order.market_id, f"{order.id}:{effect.version}")])
+                self.cleanup.forget_counted(order.market_id, f"{order.id}:{effect.version}")
 
     async def _notify(self, call: Callable[[OrderListener], Awaitable[None]], order: Order) -> None:
         for listener in self.listeners:

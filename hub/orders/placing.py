@@ -49,6 +49,10 @@ REPLAY_WAIT_SECONDS = 10.0
 REPLAY_POLL_SECONDS = 0.05
 # A placement still open after this long is judged dead by the repair pass (hub/orders/sweeper.py).
 PLACEMENT_REPAIR_AFTER = timedelta(seconds=60)
+# A writer sends its takes only this soon after opening its placement: with the database timeout,
+# each lands long before the repair may give the placement back (a later take would hold stock
+# for nobody). A writer stalled longer answers 503.
+PLACEMENT_TAKE_WITHIN = PLACEMENT_REPAIR_AFTER / 2
 
 Lines = list[tuple[str, int]]
 
@@ -67,33 +71,35 @@ class OrderPlacing:
         opened = await self._open(lines, idempotency)
         if isinstance(opened, Order):
             return opened, True
-        order_id, at_ms = opened
+        order_id, at_ms, opened_at = opened
         try:
-            market, items = await self._take(order_id, body, lines)
+            market, items = await self._take(order_id, body, lines, opened_at)
         except HubError:
             # A known outcome: the lines taken are back; the placement (and its key) goes.
             await self.store.orders.drop_placement(order_id)
             raise
         order = self._order(order_id, user, body, market, items, holds_ms=at_ms, idempotency=idempotency)
+        written_at = self.follow_up.monotonic()
         if not await self.store.orders.commit_placement(order):
             # The repair pass judged this placement dead and gave the stock back; a line taken
             # after its give-back comes back now.
             await self.store.order_holds.give_back(order_id, lines)
             raise Unavailable("Placing the order took too long; try again")
         # From here on the order exists: nothing below may fail the request.
-        await self.follow_up.order_created(order, market=market)
+        await self.follow_up.order_created(order, written_at=written_at, market=market)
         self.cleanup.release_holds(order_id, (product_id for product_id, _ in lines))
         return order, False
 
-    async def _open(self, lines: Lines, idempotency: tuple[str, str] | None) -> tuple[str, int] | Order:
-        """A new placement (its order id and time), or the order this key already placed."""
+    async def _open(self, lines: Lines, idempotency: tuple[str, str] | None) -> tuple[str, int, float] | Order:
+        """A new placement (its order id, its time and the monotonic time before it was written),
+        or the order this key already placed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + REPLAY_WAIT_SECONDS
         while True:
-            order_id, at_ms = new_id(), epoch_ms(self.clock.now())
+            order_id, at_ms, opened_at = new_id(), epoch_ms(self.clock.now()), self.follow_up.monotonic()
             try:
                 await self.store.orders.open_placement(order_id, lines, at_ms=at_ms, idempotency=idempotency)
-                return order_id, at_ms
+                return order_id, at_ms, opened_at
             except IdempotencyKeyTaken as taken:
                 assert idempotency is not None
                 existing = taken.existing
@@ -126,7 +132,9 @@ class OrderPlacing:
             return None
         return from_document(Order, existing)
 
-    async def _take(self, order_id: str, body: OrderCreate, lines: Lines) -> tuple[Market, list[OrderItem]]:
+    async def _take(
+        self, order_id: str, body: OrderCreate, lines: Lines, opened_at: float
+    ) -> tuple[Market, list[OrderItem]]:
         """The market, and every line taken and priced; or HubError with every line given back."""
         market = await self.store.markets.get(body.market_id)
         if market is None or not market.is_active:
@@ -139,6 +147,8 @@ class OrderPlacing:
         if problems:
             products_problems, _ = await self._refusals(market, lines)
             raise ValidationFailed("The order cannot be placed as asked", details=problems + products_problems)
+        if self.follow_up.monotonic() - opened_at >= PLACEMENT_TAKE_WITHIN.total_seconds():
+            raise Unavailable("Placing the order took too long; try again")  # nothing taken yet
         holds = self.store.order_holds
         results = await asyncio.gather(
             *(holds.take(product_id, order_id, quantity, market_id=market.id) for product_id, quantity in lines),

@@ -76,10 +76,11 @@ class OrderStatusChanges:
                 "effects": effects,
             }
         )
+        written_at = self.follow_up.monotonic()
         updated = await self.store.orders.replace_if_unchanged(order, new)
         if updated is None:
             return None
-        await self.follow_up.order_changed(updated, order.status, market=market)
+        await self.follow_up.order_changed(updated, order.status, written_at=written_at, market=market)
         return updated
 
 

@@ -99,10 +99,11 @@ class OrderSweeper:
         after = self.outbox_repair_after if older_than is None else older_than
         cutoff = epoch_ms(self.clock.now()) - int(after.total_seconds() * 1000) + 1  # written at or before now - after
         published = 0
+        read_at = self.follow_up.monotonic()  # a batch this pass takes too long over is left to the next
         for order in await self.store.orders.with_unpublished_events(cutoff, limit=SWEEP_BATCH):
             if not await self.store.orders.claim_outbox(order, cutoff):
                 continue  # moved on (its writer publishes) or taken by another instance's pass
-            if await self.follow_up.finish(order, fresh=False):
+            if await self.follow_up.finish(order, fresh=False, read_at=read_at):
                 published += 1
                 log.warning("left-over order events published", extra={"order_id": order.id,
                             "versions": [pending.version for pending in order.outbox],

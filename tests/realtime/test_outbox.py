@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient
 from mongomock_motor import AsyncMongoMockClient
 
 from hub.app import create_app
-from hub.keys import order_sweeper_key, realtime_key, store_key
+from hub.keys import order_follow_up_key, order_sweeper_key, realtime_key, store_key
+from hub.orders.cleanup import MARKER_RETENTION_SECONDS
 from hub.settings import Settings
 from store.client import connect
 from store.codec import now
@@ -214,6 +215,109 @@ async def markers_left(app: web.Application, shop: Shop) -> tuple[Any, Any]:
     return market.get("counted") or None, product.get("returned") or None
 
 
+async def markers_dropped_when_due(*apps: web.Application) -> None:
+    """What the instances' marker cleanups write once the retention has passed."""
+    for instance in apps:
+        cleanup = instance[order_follow_up_key].cleanup
+        assert cleanup is not None
+        later = cleanup.monotonic() + MARKER_RETENTION_SECONDS
+        cleanup.monotonic = lambda later=later: later
+        await cleanup.flush()
+
+
+class FakeMonotonic:
+    """The instances' monotonic clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def use_clock(patch: pytest.MonkeyPatch, clock: FakeMonotonic, *apps: web.Application) -> None:
+    for instance in apps:
+        follow_up = instance[order_follow_up_key]
+        patch.setattr(follow_up, "monotonic", clock, raising=False)
+        patch.setattr(follow_up.cleanup, "monotonic", clock, raising=False)
+
+
+async def stalled_cancellation(
+    client: TestClient, shop: Shop, order_id: str, stall: tuple[Any, str], patch: pytest.MonkeyPatch
+) -> tuple[asyncio.Task[dict[str, Any]], asyncio.Event]:
+    """The admin cancels the order on the first instance, whose writer stalls in `stall` (an object
+    and the name of one of its coroutine methods) the first time it gets there, until the test
+    sets the event it is given back."""
+    target, name = stall
+    original, reached, resume = getattr(target, name), asyncio.Event(), asyncio.Event()
+
+    async def stalled(*args: Any, **kwargs: Any) -> Any:
+        if not reached.is_set():
+            reached.set()
+            await resume.wait()
+        return await original(*args, **kwargs)
+
+    patch.setattr(target, name, stalled)
+    moving = asyncio.create_task(shop.move(order_id, "cancelled"))
+    async with asyncio.timeout(10):
+        await reached.wait()
+    return moving, resume
+
+
+async def test_a_stock_write_in_flight_when_the_repair_clears_its_effect_is_refused_by_the_marker(
+    client: TestClient, app: web.Application, second_app: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer has checked that its read is fresh and sent the stock write; it lands after the
+    other instance's repair pass applied the effect and cleared it (a loaded machine): the marker is
+    still there, so the units come back once."""
+    shop = await open_shop(client, stock=100)
+    placed = await shop.place_order(shop.customers[0], quantity=5)
+    with monkeypatch.context() as patch:
+        stall = (app[store_key].order_effects, "return_stock")
+        moving, resume = await stalled_cancellation(client, shop, placed["id"], stall, patch)
+        await age_outboxes(app)
+        assert await second_app[order_sweeper_key].publish_unpublished() == 1
+        await second_app[order_follow_up_key].cleanup.flush()
+        _, stock = await recount(app, shop)
+        assert stock[0] == stock[1] == 100
+        resume.set()
+        async with asyncio.timeout(10):
+            await moving
+    counters, stock = await recount(app, shop)
+    assert stock[0] == stock[1] == 100, "units returned twice"
+    assert counters[0] == counters[1] == (0, 0)
+    await markers_dropped_when_due(app, second_app)
+    assert await markers_left(app, shop) == (None, None)
+
+
+async def test_a_writer_stalled_past_the_repair_bound_leaves_its_effects_to_the_repair(
+    client: TestClient, app: web.Application, second_app: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer stalls after its write, before applying its effects, for longer than the repair
+    bound: the repair pass applies them and clears them, and their markers are gone by the time the
+    writer goes on. The writer's read is too old to act on: it applies nothing."""
+    shop = await open_shop(client, stock=100)
+    placed = await shop.place_order(shop.customers[0], quantity=5)
+    clock = FakeMonotonic()
+    with monkeypatch.context() as patch:
+        use_clock(patch, clock, app, second_app)
+        stall = (app[realtime_key].publisher, "publish_pending")
+        moving, resume = await stalled_cancellation(client, shop, placed["id"], stall, patch)
+        clock.now += 60
+        await age_outboxes(app)
+        assert await second_app[order_sweeper_key].publish_unpublished() == 1
+        clock.now += MARKER_RETENTION_SECONDS
+        await second_app[order_follow_up_key].cleanup.flush()
+        counted, returned = await markers_left(app, shop)
+        assert returned is None and f"{placed['id']}:2" not in (counted or {})  # the repair's markers are gone
+        resume.set()
+        async with asyncio.timeout(10):
+            await moving
+    counters, stock = await recount(app, shop)
+    assert stock[0] == stock[1] == 100, "units returned twice"
+    assert counters[0] == counters[1] == (0, 0), "cancellation counted twice"
+
+
 async def test_counters_and_stock_left_by_a_killed_writer_are_applied_once(
     client: TestClient, app: web.Application, second_app: web.Application, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -263,7 +367,9 @@ async def test_counters_and_stock_left_by_a_killed_writer_are_applied_once(
     for order in (kept, cancelled, applied, applied_then_cancelled):
         document = await store_orders.collection.find_one({"_id": order["id"]})
         assert document is not None and not document.get("effects") and "outbox_ms" not in document
-    # Whoever clears an entry drops its markers: the repair did, for all of them.
+    # Whoever clears an entry drops its markers, once the retention has passed: the repair did, for all of them.
+    assert (await markers_left(app, shop))[1] is not None
+    await markers_dropped_when_due(app, second_app)
     assert await markers_left(app, shop) == (None, None)
 
 
@@ -290,6 +396,7 @@ async def test_a_move_does_not_apply_an_earlier_writers_effects(
     counters, stock = await recount(app, shop)
     assert counters[0] == counters[1] == (1, 1000)
     assert stock[0] == stock[1]
+    await markers_dropped_when_due(app)
     assert await markers_left(app, shop) == (None, None)
 
 
