@@ -8,12 +8,15 @@
   reconnects and recovers from the event history) instead of growing the server's memory.
 - Deliveries to a connection can be held while its missed events are replayed, so a reconnecting
   client sees the replay first and no event twice.
+- A stream event this instance has delivered already (the repair pass's re-emit of an event whose
+  writer had emitted it) is not delivered again: no connection is sent one event twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,6 +36,11 @@ DIRECT_WRITE_LIMIT = 64 * 1024
 CUT_MEMORY_SECONDS = 5
 # How long after a replay a late live emit of a replayed event is still recognised (see Delivery.floor).
 FLOOR_SECONDS = 60
+# What an instance remembers of the stream events it delivered, to recognise a second emit of one
+# (see Delivery.seen_before): the last RECENT_SEQS seqs of the RECENT_STREAMS streams delivered
+# most recently (~0.3 KB each). A re-emit comes a repair pass (10-40 s) after the event.
+RECENT_STREAMS = 20_000
+RECENT_SEQS = 8
 
 # Told the market whenever an order event of a market reaches this instance's delivery (its own or another
 # instance's): the composition root passes the stats pusher's `market_changed`.
@@ -66,10 +74,15 @@ class Delivery:
         self.floors: dict[str, dict[str, int]] = {}
         self.cutting: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # stream -> the last seqs of it this instance delivered, least recently delivered stream first
+        self._recent: OrderedDict[str, tuple[int, ...]] = OrderedDict()
 
     def broadcast(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any) -> bool:
         """Deliver to this instance's participants of a room, encoding once. False when the
         packet needs the stock path (binary attachments)."""
+        stream, seq = _stream_seq(data)
+        if stream is not None and self.seen_before(stream, seq):  # type: ignore[arg-type]
+            return True
         market_id = market_order_event(event, namespace, room)
         if market_id is not None:
             self.market_changed(market_id)
@@ -83,7 +96,6 @@ class Delivery:
             self.metrics.event_delivered(namespace)
         skip = _as_set(skip_sid)
         holds, floors = self.holds, self.floors
-        stream, seq = _stream_seq(data) if floors else (None, None)
         for sid, eio_sid in self.manager.get_participants(namespace, room):
             if sid in skip:
                 continue
@@ -98,6 +110,22 @@ class Delivery:
                     continue
             self.enqueue(eio_sid, frame, namespace, bounded=True)
         return True
+
+    def seen_before(self, stream: str, seq: int) -> bool:
+        """Whether this instance delivered the event already (and remember it now). The repair pass
+        emits a stored event again when its writer may have died before emitting it
+        (docs/architecture.md, "Events"); if the writer had emitted it, every present member of the
+        room has it already: live, or from the history replay that let it join after it (an
+        event is stored before it is emitted). Noted even when nobody here is in the room."""
+        recent = self._recent.get(stream)
+        if recent is not None:
+            if seq in recent:
+                return True
+            self._recent.move_to_end(stream)
+        self._recent[stream] = (*(recent or ())[1 - RECENT_SEQS :], seq)
+        if len(self._recent) > RECENT_STREAMS:
+            self._recent.popitem(last=False)
+        return False
 
     def send_now(self, sid: str, namespace: str, event: str, data: Any) -> None:
         """Queue one event for one client, synchronously (no other delivery can slip in between
