@@ -33,6 +33,8 @@ from hub.keys import accounts_key, drain_key, engineio_requests_key, metrics_key
 access_log = logging.getLogger("hub.access")
 error_log = logging.getLogger("hub.errors")
 
+# nginx's status for a request whose client closed the connection first; never sent to anyone.
+CLIENT_CLOSED_REQUEST = 499
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _HTTP_CODES = {
     400: "BAD_REQUEST",
@@ -129,6 +131,11 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+    except ConnectionResetError:
+        # The client went away before its answer (in a reconnect storm, clients that gave up during the
+        # WebSocket upgrade): nothing is wrong with the server and nobody is left to answer. Logged by the
+        # request line with nginx's "client closed request" status, not as an error.
+        return web.Response(status=CLIENT_CLOSED_REQUEST)
     except Exception:  # noqa: BLE001 - the last line of defence: log it, answer 500 without details
         error_log.exception("unhandled error", extra={"path": request.path, "request_id": request.get("request_id")})
         return error_response(HubError(), request)

@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from hub.logs import JsonFormatter
+from hub.schemas.public import UserPublic
 from tests.helpers.api import sign_up
 
 
@@ -108,3 +109,22 @@ async def test_debug_level_leaks_no_password_hash_or_token(client: TestClient) -
     assert "argon2" not in text
     assert "password_hash" not in text
     assert account.token not in text
+
+
+async def test_a_client_gone_before_its_answer_is_a_request_line_not_an_error(
+    client: TestClient, log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What aiohttp raises when the peer has closed the connection (in a reconnect storm: clients that
+    # gave up during the WebSocket upgrade), injected where /users/me builds its answer.
+    account = await sign_up(client)
+
+    def connection_lost(user: Any) -> None:
+        raise ConnectionResetError("Connection lost")
+
+    monkeypatch.setattr(UserPublic, "of", connection_lost)
+    await client.get("/api/v1/users/me", headers=account.headers)
+
+    records = [json.loads(line) for line in log_output.getvalue().splitlines() if line.strip()]
+    assert not [record for record in records if record["level"] in ("error", "critical")], records
+    me = request_lines(log_output)[-1]
+    assert (me["route"], me["status"]) == ("/api/v1/users/me", 499)
