@@ -45,6 +45,10 @@ async def refused(port: int, *, timeout: float = 10) -> bool:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except ConnectionRefusedError:
             return True
+        except ConnectionResetError:
+            # Caught in the listener's accept queue as it closed: the kernel resets it. Try again.
+            await asyncio.sleep(0.05)
+            continue
         writer.close()
         await asyncio.sleep(0.05)
     return False
