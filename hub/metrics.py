@@ -80,7 +80,8 @@ class HubMetrics:
         )  # fmt: skip
         self.email_failures = Counter("hub_email_failures", "Emails that could not be sent", registry=r)
         self.socket_handshakes_refused = Counter(
-            "hub_socketio_handshakes_refused", "Socket.IO handshakes refused with `busy` (admission queue full)",
+            "hub_socketio_handshakes_refused",
+            "Socket.IO handshakes refused with `busy` (admission queue full, or waited past the bound)",
             registry=r,
         )  # fmt: skip
         self.socket_handshakes_waiting = Gauge(

@@ -139,8 +139,10 @@ class RedisLimitCounter:
         return f"{self.key_prefix}:{{{scope}/{identity}}}/{window}"
 
     async def hit(self, checks: Sequence[_Check]) -> list[int]:
-        async with asyncio.timeout(CONNECTION_WAIT_SECONDS):  # others may be connecting first
-            script = await self._connected()
+        script = self._script
+        if script is None:  # the first checks connect (a timer only then, not on every request)
+            async with asyncio.timeout(CONNECTION_WAIT_SECONDS):  # others may be connecting first
+                script = await self._connected()
         keys = [self.key(check.scope, check.identity, check.item) for check in checks]
         cluster = isinstance(self.redis, RedisCluster)
         by_slot: dict[int, list[int]] = {}  # hash slot -> indexes of its checks (one group on a single Redis)
